@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tmpl-store.h - where templates live beyond one transport session, so an exporter's data
+ * decodes after it reconnects (to this or, with the Redis store, another replica).
+ *
+ * The store is an interface (ops table) so the in-process store here and the Redis-backed
+ * one can be swapped by configuration. Every op may be called from any worker thread and
+ * must never block on the network: implementations answer from memory and do their I/O
+ * asynchronously. Keys are the exporter identity (address + observation domain) and the
+ * template id; the source port is deliberately not part of the key.
+ */
+#pragma once
+
+#include <stdint.h>
+
+#include "ipfix.h"
+
+typedef struct ExporterKey {
+        uint8_t addr[16];       /* IPv4-mapped for family 4 */
+        uint8_t family;         /* 4 or 6 */
+        uint32_t odid;
+} ExporterKey;
+
+typedef struct TmplStore TmplStore;
+
+typedef struct TmplStoreOps {
+        /* 0 and a template the caller frees, or -ENOENT. */
+        int (*lookup)(TmplStore *s, const ExporterKey *k, uint16_t tid, IpfixTemplate **ret);
+        /* 1 when the stored definition changed (or is new), 0 when identical, -ENOBUFS when
+         * the store is full. */
+        int (*put)(TmplStore *s, const ExporterKey *k, const IpfixTemplate *t);
+        /* Removes one template, or every template of the exporter when @tid is 0. */
+        int (*withdraw)(TmplStore *s, const ExporterKey *k, uint16_t tid);
+        void (*free)(TmplStore *s);
+} TmplStoreOps;
+
+struct TmplStore {
+        const TmplStoreOps *ops;
+};
+
+/**
+ * tmpl_store_new_memory() - the in-process store: a mutex-protected hash table holding at
+ * most @max_templates templates over all exporters (single replica, or no Redis).
+ * Return: 0 or -ENOMEM / -EINVAL.
+ */
+int tmpl_store_new_memory(TmplStore **ret, size_t max_templates);
+
+static inline void tmpl_store_free(TmplStore *s) {
+        if (s)
+                s->ops->free(s);
+}
+
+/* Formats "addr/odid" into @buf (>= 64 bytes) for logs. */
+const char *exporter_key_format(const ExporterKey *k, char *buf, size_t len);
