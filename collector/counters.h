@@ -41,6 +41,9 @@
         X(drop_backpressure_records, "UDP records dropped because the output queue was full") \
         X(drop_session_limit_messages, "UDP messages dropped: max_udp_sessions reached")      \
         X(drop_odid_limit_messages, "Messages dropped: max_odids per transport session reached") \
+        X(drop_output_records, "Records dropped: the output queue refused a batch")            \
+        X(drop_shutdown_batches, "Batches not handed over within shutdown_timeout_ms")        \
+        X(tcp_truncated_close, "TCP connections closed in the middle of a message")            \
         X(batches_sent, "Flow batches handed to ZeroMQ")                                       \
         X(records_sent, "Flow records handed to ZeroMQ")
 

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - ipfixd-collector: argv and configuration, then collector_new()/collector_run().
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector.h"
+#include "log.h"
+#include "macro.h"
+
+static void help(void) {
+        printf("Usage: ipfixd-collector [--config FILE] [--listen tcp|udp://ADDR:PORT]... \n"
+               "                        [--set KEY=VALUE]... [--help-config]\n"
+               "Receives IPFIX (TCP, UDP) and NetFlow v9 (UDP), pushes flow batches over ZeroMQ.\n"
+               "Precedence: defaults < FILE < IPFIXD_COLLECTOR_<KEY> < --set/--listen.\n");
+}
+
+static void help_config(void) {
+        for (size_t i = 0; i < collector_config_n_keys; i++) {
+                const ConfigKey *k = &collector_config_keys[i];
+                if (k->type == CONFIG_INT)
+                        printf("%-24s int    %lld..%lld default %lld%s  %s\n", k->name,
+                               (long long) k->min, (long long) k->max, (long long) k->def_int,
+                               k->reloadable ? " (reload)" : "", k->help);
+                else
+                        printf("%-24s string default %s%s  %s\n", k->name,
+                               k->def_str ? k->def_str : "(unset)",
+                               k->reloadable ? " (reload)" : "", k->help);
+        }
+        printf("%-24s array  of {transport, address, port}, default [{\"tcp\",\"::\",4739}]\n",
+               "listeners");
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "listen", required_argument, NULL, 'l' },
+                { "set", required_argument, NULL, 's' },
+                { "help-config", no_argument, NULL, 'H' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_free_ char *text = NULL, *err = NULL;
+        const char *path = NULL;
+        char *sets[64], *listens[COLLECTOR_MAX_LISTENERS];
+        size_t n_sets = 0, n_listens = 0;
+        CollectorConfig cfg;
+        Collector *c = NULL;
+        int r, opt;
+
+        while ((opt = getopt_long(argc, argv, "c:l:s:h", opts, NULL)) >= 0) {
+                switch (opt) {
+                case 'c': path = optarg; break;
+                case 'l':
+                        if (n_listens < ELEMENTSOF(listens)) listens[n_listens++] = optarg;
+                        break;
+                case 's':
+                        if (n_sets < ELEMENTSOF(sets)) sets[n_sets++] = optarg;
+                        break;
+                case 'H': help_config(); return EXIT_SUCCESS;
+                case 'h': help(); return EXIT_SUCCESS;
+                default: help(); return EXIT_FAILURE;
+                }
+        }
+        if (path && (r = config_read_file(path, &text)) < 0) {
+                log_error_errno(r, "Failed to read %s: %m", path);
+                return EXIT_FAILURE;
+        }
+        r = collector_config_parse(text, true, &cfg, &err);
+        for (size_t i = 0; r >= 0 && i < n_sets; i++) {
+                char *eq = strchr(sets[i], '=');
+                if (!eq) {
+                        err = config_errorf("--set %s: expected KEY=VALUE", sets[i]);
+                        r = -EINVAL;
+                        break;
+                }
+                *eq = '\0';
+                r = config_apply_string(collector_config_keys, collector_config_n_keys, sets[i],
+                                        eq + 1, &cfg, &err);
+        }
+        for (size_t i = 0; r >= 0 && i < n_listens; i++) {
+                r = listener_config_from_url(listens[i], &cfg.listeners[i]);
+                if (r < 0)
+                        err = config_errorf("--listen %s: expected tcp://ADDR:PORT or "
+                                            "udp://ADDR:PORT with a numeric address", listens[i]);
+                cfg.n_listeners = i + 1;
+        }
+        if (r < 0) {
+                log_error("Invalid configuration%s%s: %s", path ? " in " : "", path ? path : "",
+                          err ? err : "invalid");
+                collector_config_done(&cfg);
+                return EXIT_FAILURE;
+        }
+        r = collector_new(&c, &cfg, path);
+        if (r >= 0)
+                r = collector_run(c);
+        collector_free(c);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,873 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - the collector's data path on one thread.
+ *
+ * TCP: a connection's bytes are read into the worker's read buffer, behind whatever partial
+ * message the connection stashed from its previous read; complete messages are framed and
+ * decoded in place; the tail (a partial message, or messages left undecoded because the
+ * output backed up) is stashed on the connection. When the output queue is non-empty the
+ * worker stops reading TCP connections (flow control pushes back on exporters) and resumes
+ * them when ev-zmq reports it drained. A stash never exceeds one read plus one message.
+ *
+ * UDP: recvmmsg() in batches; NetFlow v9 is translated; each (source address, source port,
+ * ODID) has a session with its own decoder, expired after udp_session_timeout_s idle. When
+ * the output is backed up, UDP records are decoded (templates must still be learned) and
+ * dropped with a counter.
+ *
+ * Batches: records are decoded straight into the current batch buffer, which is handed to
+ * ZeroMQ zero-copy when full or after batch_flush_ms.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "ev-zmq.h"
+#include "listener.h"
+#include "log.h"
+#include "macro.h"
+#include "netflow9.h"
+#include "wire.h"
+#include "worker.h"
+
+#define READ_CHUNK (256u * 1024u)
+#define UDP_BATCH 32u
+#define UDP_BUCKETS 4096u
+#define UDP_DROP_PENDING 4u
+#define ACCEPT_BURST 64
+#define MAX_LISTENERS COLLECTOR_MAX_LISTENERS
+#define PUBLISH_USEC (1000u * 1000u)
+#define SWEEP_USEC (10u * 1000u * 1000u)
+
+typedef struct Conn Conn;
+struct Conn {
+        Worker *w;
+        int fd;
+        sd_event_source *io;
+        ExporterKey peer;       /* odid filled per decoder */
+        uint16_t port;
+        char name[64];
+        uint8_t *stash;
+        size_t stash_len;
+        bool paused;
+        Decoder **decs;
+        size_t n_decs;
+        Conn *prev, *next;              /* all connections */
+        Conn *pprev, *pnext;            /* paused connections */
+};
+
+typedef struct UdpSession UdpSession;
+struct UdpSession {
+        UdpSession *next;
+        ExporterKey key;
+        uint16_t port;
+        uint64_t last_usec;
+        Decoder *dec;
+};
+
+typedef struct Listen {
+        ListenerTransport transport;
+        int fd;
+        sd_event_source *src;
+} Listen;
+
+struct Worker {
+        unsigned index;
+        WorkerShared *shared;
+        const CollectorConfig *cfg;
+        pthread_t thread;
+        bool started;
+        sd_event *event;
+        int stop_fd;
+        sd_event_source *stop_src, *flush_timer, *publish_timer, *sweep_timer;
+        Listen listens[MAX_LISTENERS];
+        size_t n_listens;
+        DecoderCtx *dctx;
+        CollectorCounters c;
+        EvZmqSender *out;
+        void *batch;
+        uint32_t batch_n;
+        uint64_t seq;
+        bool cur_tcp;
+        bool draining;
+        uint8_t *rbuf;
+        size_t rbuf_cap;
+        Conn *conns, *paused;
+        UdpSession *udp[UDP_BUCKETS];
+        size_t n_udp;
+        struct mmsghdr mm[UDP_BATCH];
+        struct iovec iov[UDP_BATCH];
+        struct sockaddr_storage addrs[UDP_BATCH];
+        uint8_t *ubuf;
+        uint8_t nf9buf[IPFIX_MAX_MESSAGE + 8];
+
+        pthread_mutex_t lock;           /* guards the snapshot below */
+        CollectorCounters snap;
+        ExporterSnapshot *snap_exp;
+        size_t snap_n;
+};
+
+static bool output_blocked(const Worker *w) {
+        return ev_zmq_sender_pending(w->out) > 0;
+}
+
+/* ---- output ---------------------------------------------------------------------------- */
+
+static void emit_batch(Worker *w) {
+        uint32_t n = w->batch_n;
+        size_t len;
+        int r;
+
+        if (!w->batch || n == 0)
+                return;
+        len = flow_batch_finish(w->batch, n, (uint32_t) w->cfg->collector_id, w->seq++);
+        r = ev_zmq_sender_send(w->out, TAKE_PTR(w->batch), len);
+        w->batch_n = 0;
+        if (r < 0) {
+                w->c.drop_output_records += n;
+                log_ratelimited(LOG_WARNING, "output-full",
+                                "Output queue full, %u records dropped worker=%u", n, w->index);
+                return;
+        }
+        w->c.batches_sent++;
+        w->c.records_sent += n;
+}
+
+static FlowRecord *on_reserve(void *userdata) {
+        Worker *w = userdata;
+
+        if (w->batch && w->batch_n >= (uint32_t) w->cfg->batch_records)
+                emit_batch(w);
+        if (!w->batch) {
+                /* TCP never drops here: reading stops while the queue is non-empty, so at
+                 * most one message's records arrive after that (max_pending covers it). */
+                if (!w->cur_tcp && ev_zmq_sender_pending(w->out) >= UDP_DROP_PENDING) {
+                        w->c.drop_backpressure_records++;
+                        return NULL;
+                }
+                w->batch = malloc(flow_batch_size((uint32_t) w->cfg->batch_records));
+                if (!w->batch) {
+                        w->c.drop_output_records++;
+                        return NULL;
+                }
+                w->batch_n = 0;
+        }
+        return &flow_batch_records(w->batch)[w->batch_n++];
+}
+
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+
+        emit_batch(w);
+        (void) ev_zmq_sender_flush(w->out);
+        (void) sd_event_source_set_time_relative(s, (uint64_t) w->cfg->batch_flush_ms * 1000u);
+        return 0;
+}
+
+/* ---- TCP connections ------------------------------------------------------------------- */
+
+static void conn_free(Conn *c) {
+        Worker *w = c->w;
+
+        if (c->paused) {
+                if (c->pprev)
+                        c->pprev->pnext = c->pnext;
+                else
+                        w->paused = c->pnext;
+                if (c->pnext)
+                        c->pnext->pprev = c->pprev;
+        }
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                w->conns = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        sd_event_source_disable_unref(c->io);
+        safe_close(c->fd);
+        for (size_t i = 0; i < c->n_decs; i++)
+                decoder_free(c->decs[i]);
+        free(c->decs);
+        free(c->stash);
+        free(c);
+        w->c.tcp_closed++;
+        atomic_fetch_sub(&w->shared->open_connections, 1);
+}
+
+static void conn_pause(Conn *c) {
+        Worker *w = c->w;
+        if (c->paused)
+                return;
+        if (c->io)
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+        c->paused = true;
+        c->pprev = NULL;
+        c->pnext = w->paused;
+        if (w->paused)
+                w->paused->pprev = c;
+        w->paused = c;
+        w->c.tcp_paused++;
+}
+
+static Decoder *conn_decoder(Conn *c, uint32_t odid) {
+        Worker *w = c->w;
+        ExporterKey k = c->peer;
+        Decoder *d;
+        Decoder **n;
+
+        for (size_t i = 0; i < c->n_decs; i++)
+                if (decoder_get_key(c->decs[i])->odid == odid)
+                        return c->decs[i];
+        if (c->n_decs >= (size_t) w->cfg->max_odids_per_session)
+                return NULL;
+        k.odid = odid;
+        if (decoder_new(w->dctx, &k, &d) < 0)
+                return NULL;
+        n = realloc(c->decs, (c->n_decs + 1) * sizeof(*n));
+        if (!n) {
+                decoder_free(d);
+                return NULL;
+        }
+        c->decs = n;
+        c->decs[c->n_decs++] = d;
+        return d;
+}
+
+/* Decodes complete messages from @p and stashes the rest. Return: 0, or -errno when the
+ * stream is broken and the connection must close. */
+static int conn_consume(Conn *c, const uint8_t *p, size_t len) {
+        Worker *w = c->w;
+        size_t off = 0;
+        int r = 0;
+
+        w->cur_tcp = true;
+        while (off < len) {
+                size_t mlen;
+                Decoder *d;
+
+                if (output_blocked(w) && !w->draining)
+                        break;
+                r = ipfix_frame(p + off, len - off, (size_t) w->cfg->max_message_size, &mlen);
+                if (r <= 0)
+                        break;
+                r = 0;
+                d = conn_decoder(c, wire_read_u32(p + off + 12));
+                if (d)
+                        (void) decoder_feed(d, p + off, mlen, 0);
+                else
+                        w->c.drop_odid_limit_messages++;
+                off += mlen;
+        }
+        w->cur_tcp = false;
+        if (r < 0) {
+                if (r == -EPROTO)
+                        w->c.err_version++;
+                else
+                        w->c.err_length++;
+                log_ratelimited(LOG_WARNING, "tcp-framing",
+                                "Closing connection, stream is not valid IPFIX: %s peer=%s",
+                                r == -EPROTO ? "version is not 10" :
+                                r == -EMSGSIZE ? "message longer than max_message_size" :
+                                "message length below 16", c->name);
+                return r;
+        }
+        if (off < len) {
+                uint8_t *s = malloc(len - off);
+                if (!s)
+                        return -ENOMEM;
+                memcpy(s, p + off, len - off);
+                c->stash = s;
+                c->stash_len = len - off;
+        }
+        return 0;
+}
+
+static int on_conn_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Conn *c = userdata;
+        Worker *w = c->w;
+        size_t have = c->stash_len;
+        ssize_t n;
+
+        if (output_blocked(w) && !w->draining) {
+                conn_pause(c);
+                return 0;
+        }
+        n = read(fd, w->rbuf + have, READ_CHUNK);
+        if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                        return 0;
+                log_ratelimited(LOG_NOTICE, "tcp-read", "Read failed, closing: %m peer=%s",
+                                c->name);
+                conn_free(c);
+                return 0;
+        }
+        if (have > 0)
+                memcpy(w->rbuf, c->stash, have);
+        free(TAKE_PTR(c->stash));
+        c->stash_len = 0;
+        w->c.bytes += (uint64_t) n;
+        if (conn_consume(c, w->rbuf, have + (size_t) n) < 0) {
+                conn_free(c);
+                return 0;
+        }
+        if (n == 0) {
+                if (c->stash_len > 0 && output_blocked(w) && !w->draining) {
+                        /* EOF with undecoded complete messages: decode them on resume. */
+                        c->io = sd_event_source_disable_unref(c->io);
+                        conn_pause(c);
+                        return 0;
+                }
+                if (c->stash_len > 0)
+                        w->c.tcp_truncated_close++;
+                conn_free(c);
+                return 0;
+        }
+        if (output_blocked(w) && !w->draining)
+                conn_pause(c);
+        return 0;
+}
+
+typedef enum ResumeResult {
+        RESUME_READING,
+        RESUME_BLOCKED,
+        RESUME_CLOSED,
+} ResumeResult;
+
+/* Continues a paused connection (already off the paused list). */
+static ResumeResult conn_resume(Conn *c) {
+        Worker *w = c->w;
+        size_t len = c->stash_len;
+        bool eof = c->io == NULL;
+
+        if (len > 0) {
+                memcpy(w->rbuf, c->stash, len);
+                free(TAKE_PTR(c->stash));
+                c->stash_len = 0;
+                if (conn_consume(c, w->rbuf, len) < 0) {
+                        conn_free(c);
+                        return RESUME_CLOSED;
+                }
+        }
+        if (output_blocked(w))
+                return RESUME_BLOCKED;
+        if (eof) {
+                if (c->stash_len > 0)
+                        w->c.tcp_truncated_close++;
+                conn_free(c);
+                return RESUME_CLOSED;
+        }
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        return RESUME_READING;
+}
+
+static void on_output_drained(void *userdata) {
+        Worker *w = userdata;
+
+        while (w->paused && !output_blocked(w)) {
+                Conn *c = w->paused;
+                w->paused = c->pnext;
+                if (w->paused)
+                        w->paused->pprev = NULL;
+                c->paused = false;
+                c->pnext = c->pprev = NULL;
+                if (conn_resume(c) == RESUME_BLOCKED) {
+                        conn_pause(c);          /* blocked again mid-stash: back on the list */
+                        w->c.tcp_paused--;      /* not a new pause */
+                }
+        }
+}
+
+static void exporter_key_from_sockaddr(const struct sockaddr_storage *ss, ExporterKey *k,
+                                       uint16_t *port) {
+        memset(k, 0, sizeof(*k));
+        if (ss->ss_family == AF_INET) {
+                const struct sockaddr_in *s = (const struct sockaddr_in *) ss;
+                flow_addr_set_v4(k->addr, (const uint8_t *) &s->sin_addr);
+                k->family = 4;
+                *port = ntohs(s->sin_port);
+        } else {
+                const struct sockaddr_in6 *s = (const struct sockaddr_in6 *) ss;
+                memcpy(k->addr, &s->sin6_addr, 16);
+                k->family = flow_addr_is_v4mapped(k->addr) ? 4 : 6;
+                *port = ntohs(s->sin6_port);
+        }
+}
+
+static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+
+        for (int i = 0; i < ACCEPT_BURST; i++) {
+                struct sockaddr_storage ss;
+                socklen_t sl = sizeof(ss);
+                _cleanup_close_ int cfd = -EBADF;
+                Conn *c;
+                int r;
+
+                cfd = accept4(fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_ratelimited(LOG_WARNING, "accept", "accept() failed: %m");
+                        return 0;
+                }
+                if (atomic_fetch_add(&w->shared->open_connections, 1) >=
+                    (unsigned) w->cfg->max_connections) {
+                        atomic_fetch_sub(&w->shared->open_connections, 1);
+                        w->c.tcp_rejected_limit++;
+                        log_ratelimited(LOG_WARNING, "tcp-limit",
+                                        "Refusing connection: max_connections=%" PRId64
+                                        " reached", w->cfg->max_connections);
+                        continue;
+                }
+                c = calloc(1, sizeof(*c));
+                if (!c) {
+                        atomic_fetch_sub(&w->shared->open_connections, 1);
+                        continue;
+                }
+                c->w = w;
+                exporter_key_from_sockaddr(&ss, &c->peer, &c->port);
+                (void) sockaddr_format((struct sockaddr *) &ss, c->name, sizeof(c->name));
+                r = sd_event_add_io(w->event, &c->io, cfd, EPOLLIN, on_conn_readable, c);
+                if (r < 0) {
+                        free(c);
+                        atomic_fetch_sub(&w->shared->open_connections, 1);
+                        continue;
+                }
+                c->fd = TAKE_FD(cfd);
+                c->next = w->conns;
+                if (w->conns)
+                        w->conns->prev = c;
+                w->conns = c;
+                w->c.tcp_accepted++;
+                log_debug("Exporter connected peer=%s worker=%u", c->name, w->index);
+        }
+        return 0;
+}
+
+/* ---- UDP ------------------------------------------------------------------------------- */
+
+static uint32_t udp_hash(const ExporterKey *k, uint16_t port) {
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < 16; i++)
+                h = (h ^ k->addr[i]) * 1099511628211ull;
+        h = (h ^ port) * 1099511628211ull;
+        h = (h ^ k->odid) * 1099511628211ull;
+        return (uint32_t) (h ^ (h >> 29));
+}
+
+static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
+        uint32_t b = udp_hash(k, port) % UDP_BUCKETS;
+        UdpSession *s;
+
+        for (s = w->udp[b]; s; s = s->next)
+                if (s->port == port && s->key.odid == k->odid && s->key.family == k->family &&
+                    memcmp(s->key.addr, k->addr, 16) == 0) {
+                        s->last_usec = now_usec();
+                        return s->dec;
+                }
+        if (w->n_udp >= (size_t) w->cfg->max_udp_sessions)
+                return NULL;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        if (decoder_new(w->dctx, k, &s->dec) < 0) {
+                free(s);
+                return NULL;
+        }
+        s->key = *k;
+        s->port = port;
+        s->last_usec = now_usec();
+        s->next = w->udp[b];
+        w->udp[b] = s;
+        w->n_udp++;
+        return s->dec;
+}
+
+static void udp_message(Worker *w, ExporterKey *k, uint16_t port, const uint8_t *msg, size_t len,
+                        uint64_t init_ms) {
+        Decoder *d;
+
+        k->odid = wire_read_u32(msg + 12);
+        d = udp_session(w, k, port);
+        if (!d) {
+                w->c.drop_session_limit_messages++;
+                log_ratelimited(LOG_WARNING, "udp-limit",
+                                "UDP message dropped: max_udp_sessions=%" PRId64 " reached",
+                                w->cfg->max_udp_sessions);
+                return;
+        }
+        (void) decoder_feed(d, msg, len, init_ms);
+}
+
+static void udp_datagram(Worker *w, const struct sockaddr_storage *ss, const uint8_t *p,
+                         size_t len) {
+        ExporterKey k;
+        uint16_t port, version;
+
+        exporter_key_from_sockaddr(ss, &k, &port);
+        if (len < 2) {
+                w->c.err_length++;
+                return;
+        }
+        version = wire_read_u16(p);
+        if (version == NETFLOW9_VERSION) {
+                size_t ilen;
+                uint64_t init_ms;
+                unsigned dropped = 0;
+                if (netflow9_to_ipfix(p, len, w->nf9buf, sizeof(w->nf9buf), &ilen, &init_ms,
+                                      &dropped) < 0) {
+                        w->c.err_netflow9++;
+                        return;
+                }
+                w->c.netflow9_messages++;
+                w->c.err_template += dropped;
+                udp_message(w, &k, port, w->nf9buf, ilen, init_ms);
+                return;
+        }
+        if (version != IPFIX_VERSION) {
+                w->c.err_version++;
+                log_ratelimited(LOG_NOTICE, "udp-version", "Ignoring datagram of version %u",
+                                version);
+                return;
+        }
+        /* One message per datagram (RFC 7011 10.3.3); tolerate several back to back. */
+        for (size_t off = 0; off < len;) {
+                size_t mlen;
+                int r = ipfix_frame(p + off, len - off, (size_t) w->cfg->max_message_size, &mlen);
+                if (r <= 0) {
+                        w->c.err_length++;
+                        return;
+                }
+                udp_message(w, &k, port, p + off, mlen, 0);
+                off += mlen;
+        }
+}
+
+static int on_udp_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        int n;
+
+        for (unsigned i = 0; i < UDP_BATCH; i++) {
+                w->iov[i] = (struct iovec) { .iov_base = w->ubuf + (size_t) i * 65536u,
+                                             .iov_len = 65536u };
+                w->mm[i].msg_hdr = (struct msghdr) {
+                        .msg_name = &w->addrs[i], .msg_namelen = sizeof(w->addrs[i]),
+                        .msg_iov = &w->iov[i], .msg_iovlen = 1,
+                };
+        }
+        n = recvmmsg(fd, w->mm, UDP_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0)
+                return 0;
+        for (int i = 0; i < n; i++) {
+                size_t len = w->mm[i].msg_len;
+                w->c.udp_datagrams++;
+                w->c.bytes += len;
+                if (w->mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                        w->c.err_length++;
+                        continue;
+                }
+                udp_datagram(w, &w->addrs[i], w->ubuf + (size_t) i * 65536u, len);
+        }
+        return 0;
+}
+
+static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        uint64_t now = now_usec(), max_idle = (uint64_t) w->cfg->udp_session_timeout_s * 1000000u;
+
+        for (size_t b = 0; b < UDP_BUCKETS; b++) {
+                UdpSession **p = &w->udp[b];
+                while (*p) {
+                        UdpSession *e = *p;
+                        if (now - e->last_usec > max_idle) {
+                                *p = e->next;
+                                decoder_free(e->dec);
+                                free(e);
+                                w->n_udp--;
+                        } else
+                                p = &e->next;
+                }
+        }
+        (void) sd_event_source_set_time_relative(s, SWEEP_USEC);
+        return 0;
+}
+
+/* ---- snapshots, shutdown --------------------------------------------------------------- */
+
+static void publish(Worker *w) {
+        ExporterSnapshot *list;
+        size_t n = 0;
+
+        list = malloc(WORKER_MAX_LISTED_EXPORTERS * sizeof(*list));
+        if (list) {
+                for (Conn *c = w->conns; c; c = c->next)
+                        for (size_t i = 0; i < c->n_decs && n < WORKER_MAX_LISTED_EXPORTERS; i++)
+                                list[n++] = (ExporterSnapshot) {
+                                        .key = *decoder_get_key(c->decs[i]), .port = c->port,
+                                        .tcp = true, .stats = *decoder_get_stats(c->decs[i]) };
+                for (size_t b = 0; b < UDP_BUCKETS; b++)
+                        for (UdpSession *e = w->udp[b]; e && n < WORKER_MAX_LISTED_EXPORTERS;
+                             e = e->next)
+                                list[n++] = (ExporterSnapshot) { .key = e->key, .port = e->port,
+                                                                 .tcp = false,
+                                                                 .stats = *decoder_get_stats(e->dec) };
+        }
+        pthread_mutex_lock(&w->lock);
+        w->snap = w->c;
+        free(w->snap_exp);
+        w->snap_exp = list;
+        w->snap_n = list ? n : 0;
+        pthread_mutex_unlock(&w->lock);
+}
+
+static int on_publish(sd_event_source *s, uint64_t usec, void *userdata) {
+        publish(userdata);
+        (void) sd_event_source_set_time_relative(s, PUBLISH_USEC);
+        return 0;
+}
+
+static void drain(Worker *w) {
+        w->draining = true;
+        /* Stop accepting; take what the kernel already queued for us. */
+        for (size_t i = 0; i < w->n_listens; i++) {
+                Listen *l = &w->listens[i];
+                if (l->transport == LISTENER_UDP)
+                        for (int k = 0; k < 1024; k++) {
+                                uint64_t before = w->c.udp_datagrams;
+                                (void) on_udp_readable(l->src, l->fd, EPOLLIN, w);
+                                if (w->c.udp_datagrams == before)
+                                        break;
+                        }
+                l->src = sd_event_source_disable_unref(l->src);
+                l->fd = safe_close(l->fd);
+        }
+        /* Decode every TCP byte already received, then close. */
+        while (w->paused) {
+                Conn *c = w->paused;
+                w->paused = c->pnext;
+                c->paused = false;
+                if (c->stash_len > 0) {
+                        size_t len = c->stash_len;
+                        memcpy(w->rbuf, c->stash, len);
+                        free(TAKE_PTR(c->stash));
+                        c->stash_len = 0;
+                        (void) conn_consume(c, w->rbuf, len);
+                }
+        }
+        while (w->conns) {
+                Conn *c = w->conns;
+                for (int k = 0; k < 64 && c->io; k++) {
+                        size_t before = (size_t) w->c.bytes;
+                        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+                        if (on_conn_readable(c->io, c->fd, EPOLLIN, c), w->conns != c)
+                                break;  /* closed (EOF or error) */
+                        if ((size_t) w->c.bytes == before)
+                                break;  /* nothing more queued */
+                }
+                if (w->conns == c) {
+                        if (c->stash_len > 0)
+                                w->c.tcp_truncated_close++;
+                        conn_free(c);
+                }
+        }
+        emit_batch(w);
+}
+
+static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        uint64_t v;
+
+        (void) !read(fd, &v, sizeof(v));
+        drain(w);
+        return sd_event_exit(w->event, 0);
+}
+
+static void *worker_main(void *userdata) {
+        Worker *w = userdata;
+        size_t left;
+        int r;
+
+        r = sd_event_loop(w->event);
+        if (r < 0)
+                log_error_errno(r, "Worker %u event loop failed: %m", w->index);
+        left = ev_zmq_sender_drain(w->out, (int) w->cfg->shutdown_timeout_ms);
+        w->c.drop_shutdown_batches += left;
+        if (left > 0)
+                log_warning("Worker %u: %zu batches not handed over within %" PRId64 " ms",
+                            w->index, left, w->cfg->shutdown_timeout_ms);
+        publish(w);
+        return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+int worker_new(Worker **ret, unsigned index, WorkerShared *shared) {
+        DecoderLimits lim = {
+                .max_templates = (uint32_t) shared->cfg->max_templates,
+                .max_unknown_elements = (uint32_t) shared->cfg->max_unknown_elements,
+        };
+        size_t max_pending;
+        Worker *w;
+        int r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->index = index;
+        w->shared = shared;
+        w->cfg = shared->cfg;
+        w->stop_fd = -EBADF;
+        pthread_mutex_init(&w->lock, NULL);
+        w->rbuf_cap = READ_CHUNK + (size_t) IPFIX_MAX_MESSAGE + 1;
+        w->rbuf = malloc(w->rbuf_cap + READ_CHUNK);
+        w->ubuf = malloc((size_t) UDP_BATCH * 65536u);
+        if (!w->rbuf || !w->ubuf) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = sd_event_new(&w->event);
+        if (r < 0)
+                goto fail;
+        r = decoder_ctx_new(&w->dctx, &lim, shared->store, &w->c, on_reserve, w);
+        if (r < 0)
+                goto fail;
+        /* One message can yield up to 65535 records after reading stopped; see on_reserve. */
+        max_pending = IPFIX_MAX_MESSAGE / (size_t) w->cfg->batch_records + 2 * UDP_DROP_PENDING + 8;
+        r = ev_zmq_sender_new(&w->out, w->event, shared->zctx, w->cfg->output,
+                              (int) w->cfg->output_hwm, max_pending, on_output_drained, w);
+        if (r < 0)
+                goto fail;
+        w->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->stop_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(w->event, &w->stop_src, w->stop_fd, EPOLLIN, on_stop, w);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time_relative(w->event, &w->flush_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) w->cfg->batch_flush_ms * 1000u, 1000,
+                                       on_flush_timer, w);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(w->flush_timer, SD_EVENT_ON);
+        r = sd_event_add_time_relative(w->event, &w->publish_timer, CLOCK_MONOTONIC, PUBLISH_USEC,
+                                       100000, on_publish, w);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(w->publish_timer, SD_EVENT_ON);
+        r = sd_event_add_time_relative(w->event, &w->sweep_timer, CLOCK_MONOTONIC, SWEEP_USEC,
+                                       1000000, on_sweep, w);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(w->sweep_timer, SD_EVENT_ON);
+        *ret = w;
+        return 0;
+fail:
+        worker_free(w);
+        return r;
+}
+
+int worker_add_listener(Worker *w, ListenerTransport transport, int fd) {
+        Listen *l;
+        int r;
+
+        if (w->n_listens >= MAX_LISTENERS) {
+                safe_close(fd);
+                return -E2BIG;
+        }
+        l = &w->listens[w->n_listens];
+        r = sd_event_add_io(w->event, &l->src, fd, EPOLLIN,
+                            transport == LISTENER_TCP ? on_tcp_accept : on_udp_readable, w);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        l->fd = fd;
+        l->transport = transport;
+        w->n_listens++;
+        return 0;
+}
+
+int worker_start(Worker *w) {
+        int r = pthread_create(&w->thread, NULL, worker_main, w);
+        if (r != 0)
+                return -r;
+        w->started = true;
+        return 0;
+}
+
+void worker_stop(Worker *w) {
+        uint64_t one = 1;
+        if (w && w->stop_fd >= 0)
+                (void) !write(w->stop_fd, &one, sizeof(one));
+}
+
+void worker_join(Worker *w) {
+        if (w && w->started) {
+                (void) pthread_join(w->thread, NULL);
+                w->started = false;
+        }
+}
+
+Worker *worker_free(Worker *w) {
+        if (!w)
+                return NULL;
+        worker_join(w);
+        while (w->conns)
+                conn_free(w->conns);
+        for (size_t b = 0; b < UDP_BUCKETS; b++)
+                while (w->udp[b]) {
+                        UdpSession *e = w->udp[b];
+                        w->udp[b] = e->next;
+                        decoder_free(e->dec);
+                        free(e);
+                }
+        for (size_t i = 0; i < w->n_listens; i++) {
+                sd_event_source_disable_unref(w->listens[i].src);
+                safe_close(w->listens[i].fd);
+        }
+        sd_event_source_disable_unref(w->stop_src);
+        sd_event_source_disable_unref(w->flush_timer);
+        sd_event_source_disable_unref(w->publish_timer);
+        sd_event_source_disable_unref(w->sweep_timer);
+        safe_close(w->stop_fd);
+        free(w->batch);
+        ev_zmq_sender_free(w->out);
+        decoder_ctx_free(w->dctx);
+        sd_event_unref(w->event);
+        free(w->rbuf);
+        free(w->ubuf);
+        free(w->snap_exp);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return NULL;
+}
+
+int worker_snapshot(Worker *w, CollectorCounters *ret_counters, ExporterSnapshot **ret_exporters,
+                    size_t *ret_n) {
+        ExporterSnapshot *copy = NULL;
+        size_t n;
+
+        pthread_mutex_lock(&w->lock);
+        n = w->snap_n;
+        if (n > 0) {
+                copy = malloc(n * sizeof(*copy));
+                if (copy)
+                        memcpy(copy, w->snap_exp, n * sizeof(*copy));
+        }
+        *ret_counters = w->snap;
+        pthread_mutex_unlock(&w->lock);
+        if (n > 0 && !copy)
+                return -ENOMEM;
+        *ret_exporters = copy;
+        *ret_n = n;
+        return 0;
+}

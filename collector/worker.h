@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.h - one collector worker thread: its own sd-event loop, its own listening sockets
+ * (SO_REUSEPORT), TCP connections, UDP session table, libfixbuf context and ZeroMQ PUSH
+ * socket. Nothing libfixbuf-owned crosses threads. The only shared state is the template
+ * store (thread-safe by contract), the connection count and the counter snapshot, which
+ * the worker publishes under its lock once a second and when it stops.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "collector-config.h"
+#include "counters.h"
+#include "decoder.h"
+#include "tmpl-store.h"
+
+typedef struct Worker Worker;
+
+typedef struct WorkerShared {
+        const CollectorConfig *cfg;     /* immutable while workers run */
+        void *zctx;                     /* ZeroMQ context (thread-safe) */
+        TmplStore *store;               /* may be NULL */
+        atomic_uint open_connections;   /* over all workers, for max_connections */
+} WorkerShared;
+
+typedef struct ExporterSnapshot {
+        ExporterKey key;
+        uint16_t port;
+        bool tcp;
+        DecoderStats stats;
+} ExporterSnapshot;
+
+/* Per worker, exporters beyond this many are summed but not listed in snapshots. */
+#define WORKER_MAX_LISTED_EXPORTERS 1024
+
+/**
+ * worker_new() - creates the worker's loop, decoder context and output socket. Listening
+ * sockets are added with worker_add_listener() before worker_start().
+ * @shared: borrowed; must outlive the worker
+ * Return: 0 or -errno.
+ */
+int worker_new(Worker **ret, unsigned index, WorkerShared *shared);
+Worker *worker_free(Worker *w);
+
+/* @fd is consumed (closed by the worker). Return: 0 or -errno. */
+int worker_add_listener(Worker *w, ListenerTransport transport, int fd);
+
+/* Starts the thread. Return: 0 or -errno. */
+int worker_start(Worker *w);
+
+/* Asks the worker to drain (stop accepting, decode what was read, flush) and exit.
+ * Safe to call from any thread. */
+void worker_stop(Worker *w);
+
+/* Waits for the thread. */
+void worker_join(Worker *w);
+
+/**
+ * worker_snapshot() - copies the last published counters and exporter list.
+ * @ret_exporters: heap array the caller frees (may be NULL when @ret_n is 0)
+ * Return: 0 or -ENOMEM.
+ */
+int worker_snapshot(Worker *w, CollectorCounters *ret_counters, ExporterSnapshot **ret_exporters,
+                    size_t *ret_n);

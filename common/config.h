@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - table-driven JSON configuration (Redis's standardConfig idea).
+ *
+ * Each daemon declares one ConfigKey table listing every scalar key with its type, bounds,
+ * default and whether it can be reloaded. Parsing is pure: text in, value struct out, with
+ * errors that name the key and the reason. Precedence: defaults < file < environment
+ * (IPFIXD_<DAEMON>_<KEY>) < argv, each applied by the same table. Integer keys are stored
+ * as int64_t, booleans as bool, strings as heap char* owned by the struct.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+typedef enum ConfigType {
+        CONFIG_INT,
+        CONFIG_BOOL,
+        CONFIG_STRING,
+} ConfigType;
+
+typedef struct ConfigKey {
+        const char *name;
+        ConfigType type;
+        size_t offset;          /* offsetof() the field in the daemon's config struct */
+        int64_t min, max;       /* CONFIG_INT bounds (inclusive) */
+        int64_t def_int;        /* default for CONFIG_INT and CONFIG_BOOL */
+        const char *def_str;    /* default for CONFIG_STRING (NULL = unset) */
+        bool reloadable;
+        const char *help;
+} ConfigKey;
+
+#define CONFIG_MAX_FILE_SIZE (1024u * 1024u)
+
+/* Sets every key in @table to its default. Return: 0 or -ENOMEM. */
+int config_set_defaults(const ConfigKey *table, size_t n, void *cfg);
+/* Frees the strings the table's keys own in @cfg. */
+void config_free(const ConfigKey *table, size_t n, void *cfg);
+
+/**
+ * config_apply_json() - applies the members of JSON object @obj that the table names.
+ * @extra: NULL-terminated list of further member names the caller handles itself
+ * @reterr: on failure, a heap message like "port: must be 1..65535" (caller frees)
+ *
+ * Return: 0, or -EINVAL for an unknown key, a wrong type, or a value out of bounds.
+ */
+int config_apply_json(const ConfigKey *table, size_t n, json_t *obj, void *cfg,
+                      const char *const *extra, char **reterr);
+
+/**
+ * config_apply_env() - applies environment variables PREFIX + upper-cased key name
+ * (e.g. IPFIXD_COLLECTOR_WORKERS=4), parsed by the key's type.
+ * Return: 0 or -EINVAL with @reterr set.
+ */
+int config_apply_env(const ConfigKey *table, size_t n, const char *prefix, void *cfg,
+                     char **reterr);
+
+/**
+ * config_apply_string() - sets one key from text ("name=value" style callers split first).
+ * Return: 0, -ENOENT for an unknown key, -EINVAL for a bad value (@reterr set).
+ */
+int config_apply_string(const ConfigKey *table, size_t n, const char *name, const char *value,
+                        void *cfg, char **reterr);
+
+/**
+ * config_read_file() - reads a whole config file of at most CONFIG_MAX_FILE_SIZE.
+ * Return: 0 and a NUL-terminated heap string, or -errno (-EFBIG when too large).
+ */
+int config_read_file(const char *path, char **ret);
+
+/* Formats an error message into a new heap string (for reterr_ parameters). */
+char *config_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
