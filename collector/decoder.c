@@ -693,6 +693,8 @@ int decoder_feed(Decoder *d, const uint8_t *msg, size_t len, uint64_t init_ms) {
 
         /* Pass 2: apply sets in order into a rebuilt message. */
         memcpy(ctx->scratch, msg, IPFIX_HEADER_SIZE);
+        /* libfixbuf keys its templates by the header's domain: pin it to this decoder's. */
+        wire_write_u32(ctx->scratch + 12, d->key.odid);
         ctx->scratch_len = IPFIX_HEADER_SIZE;
         for (off = IPFIX_HEADER_SIZE; off < len;) {
                 uint16_t sid = wire_read_u16(msg + off), sl = wire_read_u16(msg + off + 2);

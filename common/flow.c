@@ -41,7 +41,7 @@ int flow_batch_decode(const void *buf, size_t len, FlowBatchHeader *ret_header,
         if (len != flow_batch_size(h.count))
                 return -EBADMSG;
         if (((uintptr_t) buf & 7) != 0)
-                return -EINVAL;         /* caller bug: ZeroMQ message data is aligned */
+                return -EINVAL;         /* caller must copy unaligned messages first */
 
         recs = (const FlowRecord *) ((const uint8_t *) buf + FLOW_BATCH_HEADER_SIZE);
         for (uint32_t i = 0; i < h.count; i++) {

@@ -96,14 +96,16 @@ size_t flow_batch_finish(void *buf, uint32_t count, uint32_t collector_id, uint6
 
 /**
  * flow_batch_decode() - validates a received batch.
- * @buf:         message bytes (8-byte aligned, as ZeroMQ message data is)
+ * @buf:         message bytes, 8-byte aligned. ZeroMQ does not promise alignment (messages
+ *               received over tcp:// often are not): copy such a message into an aligned
+ *               buffer first, as ipfixd-tap does. Unaligned input returns -EINVAL.
  * @len:         message length
  * @ret_header:  header copy, set on success
  * @ret_records: pointer into @buf at the first record, set on success (borrowed from @buf)
  *
  * Return: the record count (>= 0) on success; -EBADMSG for a malformed batch (bad magic,
  * length mismatch, invalid family), -EPROTONOSUPPORT for an unknown version or record size,
- * -E2BIG when the count exceeds FLOW_BATCH_MAX_RECORDS.
+ * -E2BIG when the count exceeds FLOW_BATCH_MAX_RECORDS, -EINVAL for unaligned @buf.
  */
 int flow_batch_decode(const void *buf, size_t len, FlowBatchHeader *ret_header,
                       const FlowRecord **ret_records);

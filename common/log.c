@@ -40,6 +40,7 @@ int log_level_from_string(const char *s) {
         return -EINVAL;
 }
 
+static void log_vwrite(int level, int error, const char *fmt, va_list ap) _printf_(3, 0);
 static void log_vwrite(int level, int error, const char *fmt, va_list ap) {
         char line[2048];
         int n, m;
