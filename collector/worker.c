@@ -107,7 +107,7 @@ struct Worker {
         struct iovec iov[UDP_BATCH];
         struct sockaddr_storage addrs[UDP_BATCH];
         uint8_t *ubuf;
-        uint8_t nf9buf[IPFIX_MAX_MESSAGE + 8];
+        uint8_t nf9buf[NETFLOW9_MAX_OUTPUT];   /* always large enough (netflow9.h) */
 
         pthread_mutex_t lock;           /* guards the snapshot below */
         CollectorCounters snap;
@@ -129,8 +129,13 @@ static void emit_batch(Worker *w) {
         if (!w->batch || n == 0)
                 return;
         len = flow_batch_finish(w->batch, n, (uint32_t) w->cfg->collector_id, w->seq++);
-        r = ev_zmq_sender_send(w->out, TAKE_PTR(w->batch), len);
         w->batch_n = 0;
+        if (w->draining &&
+            ev_zmq_sender_pending(w->out) + 1 >= ev_zmq_sender_max_pending(w->out))
+                /* Shutting down: the loop is over, waiting here delays nothing else. */
+                (void) ev_zmq_sender_wait(w->out, ev_zmq_sender_max_pending(w->out) / 2,
+                                          (int) w->cfg->shutdown_timeout_ms);
+        r = ev_zmq_sender_send(w->out, TAKE_PTR(w->batch), len);
         if (r < 0) {
                 w->c.drop_output_records += n;
                 log_ratelimited(LOG_WARNING, "output-full",
@@ -521,9 +526,15 @@ static void udp_datagram(Worker *w, const struct sockaddr_storage *ss, const uin
                 size_t ilen;
                 uint64_t init_ms;
                 unsigned dropped = 0;
-                if (netflow9_to_ipfix(p, len, w->nf9buf, sizeof(w->nf9buf), &ilen, &init_ms,
-                                      &dropped) < 0) {
+                /* Malformed, or (-EMSGSIZE) too long for one IPFIX message once vendor
+                 * fields gain their PEN: both are counted as err_netflow9. */
+                int r = netflow9_to_ipfix(p, len, w->nf9buf, sizeof(w->nf9buf), &ilen,
+                                          &init_ms, &dropped);
+                if (r < 0) {
                         w->c.err_netflow9++;
+                        errno = -r;
+                        log_ratelimited(LOG_NOTICE, "udp-netflow9",
+                                        "Bad NetFlow v9 packet of %zu octets: %m, ignoring", len);
                         return;
                 }
                 w->c.netflow9_messages++;

@@ -18,6 +18,7 @@
 struct EvZmqSender {
         void *sock;
         sd_event_source *io;
+        sd_event_source *drained;       /* defer source: on_drained runs from the loop only */
         zmq_msg_t *ring;
         size_t cap, head, n;
         bool was_blocked;
@@ -52,10 +53,19 @@ size_t ev_zmq_sender_flush(EvZmqSender *s) {
                 (void) sd_event_source_set_enabled(s->io, s->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
         if (s->n == 0 && s->was_blocked) {
                 s->was_blocked = false;
-                if (s->on_drained)
-                        s->on_drained(s->userdata);
+                /* Never call back from inside send/flush: the owner may be in the middle of
+                 * filling a batch, and resuming its inputs there would re-enter it. */
+                if (s->drained)
+                        (void) sd_event_source_set_enabled(s->drained, SD_EVENT_ONESHOT);
         }
         return s->n;
+}
+
+static int on_drained_defer(sd_event_source *es, void *userdata) {
+        EvZmqSender *s = userdata;
+        if (s->n == 0 && s->on_drained)
+                s->on_drained(s->userdata);
+        return 0;
 }
 
 static int on_zmq_fd(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
@@ -101,6 +111,10 @@ int ev_zmq_sender_new(EvZmqSender **ret, sd_event *e, void *zctx, const char *en
                 if (r < 0)
                         goto fail;
                 (void) sd_event_source_set_enabled(s->io, SD_EVENT_OFF);
+                r = sd_event_add_defer(e, &s->drained, on_drained_defer, s);
+                if (r < 0)
+                        goto fail;
+                (void) sd_event_source_set_enabled(s->drained, SD_EVENT_OFF);
         }
         *ret = s;
         return 0;
@@ -113,6 +127,7 @@ EvZmqSender *ev_zmq_sender_free(EvZmqSender *s) {
         if (!s)
                 return NULL;
         sd_event_source_disable_unref(s->io);
+        sd_event_source_disable_unref(s->drained);
         for (; s->n > 0; s->n--) {
                 zmq_msg_close(&s->ring[s->head]);
                 s->head = (s->head + 1) % s->cap;
@@ -157,22 +172,29 @@ size_t ev_zmq_sender_max_pending(const EvZmqSender *s) {
         return s->cap;
 }
 
-size_t ev_zmq_sender_drain(EvZmqSender *s, int timeout_ms) {
+size_t ev_zmq_sender_wait(EvZmqSender *s, size_t max_left, int timeout_ms) {
         struct timespec start, now;
-        size_t left;
 
         (void) clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
                 zmq_pollitem_t pi = { .socket = s->sock, .events = ZMQ_POLLOUT };
                 long elapsed;
+                size_t left = ev_zmq_sender_flush(s);
 
-                left = ev_zmq_sender_flush(s);
                 (void) clock_gettime(CLOCK_MONOTONIC, &now);
                 elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-                if (left == 0 || elapsed >= timeout_ms)
-                        break;
+                if (left <= max_left || elapsed >= timeout_ms)
+                        return left;
                 (void) zmq_poll(&pi, 1, MIN(50, timeout_ms - elapsed));
         }
+}
+
+size_t ev_zmq_sender_drain(EvZmqSender *s, int timeout_ms) {
+        struct timespec start, now;
+        size_t left;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &start);
+        left = ev_zmq_sender_wait(s, 0, timeout_ms);
         {
                 /* Give ZeroMQ the remaining time to deliver what it buffered. */
                 (void) clock_gettime(CLOCK_MONOTONIC, &now);

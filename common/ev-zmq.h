@@ -22,7 +22,8 @@ typedef struct EvZmqSender EvZmqSender;
  * ev_zmq_sender_new() - creates a PUSH socket in @zctx, connects it to @endpoint.
  * @hwm:         ZMQ_SNDHWM in messages
  * @max_pending: messages queued beyond the HWM before ev_zmq_sender_send() refuses
- * @on_drained:  called from the loop when the queue empties after having been non-empty
+ * @on_drained:  called from the loop (a defer source, never from inside a send or flush
+ *               call) when the queue emptied after having been non-empty
  * Return: 0, -EINVAL for a bad endpoint, -ENOMEM, or -errno from ZeroMQ.
  */
 int ev_zmq_sender_new(EvZmqSender **ret, sd_event *e, void *zctx, const char *endpoint, int hwm,
@@ -42,6 +43,13 @@ size_t ev_zmq_sender_max_pending(const EvZmqSender *s);
 
 /* Tries to send queued messages now. Return: messages still queued. */
 size_t ev_zmq_sender_flush(EvZmqSender *s);
+
+/**
+ * ev_zmq_sender_wait() - blocking: flushes until at most @max_left messages are queued or
+ * @timeout_ms passed. For shutdown paths only (the loop is not running them concurrently).
+ * Return: messages still queued.
+ */
+size_t ev_zmq_sender_wait(EvZmqSender *s, size_t max_left, int timeout_ms);
 
 /**
  * ev_zmq_sender_drain() - blocking: waits up to @timeout_ms for the queue to empty and sets
