@@ -411,6 +411,31 @@ static uint64_t ntp_to_ms(uint64_t v) {
         return (secs - NTP_EPOCH_OFFSET) * 1000u + ((frac * 1000u) >> 32);
 }
 
+/*
+ * flowStart/EndSysUpTime (v9 FIRST/LAST_SWITCHED) count the exporter's uptime in 32-bit
+ * milliseconds, which wrap every 49.7 days: past a wrap, init + value lands 2^32 ms early.
+ * The value is placed relative to the export time in modulo-2^32 arithmetic instead: up to
+ * 2^31 ms before it, or slightly after it (the export time has 1 s resolution). Without a
+ * wrap this equals init + value. It needs the uptime at export time as a 32-bit quantity,
+ * which v9 always gives (its init time comes from the header's sysUpTime); an init time 2^32
+ * ms or more before the export time (or after it) gives none, and init + value is kept.
+ * Returns 0 (no usable time) for a result before the epoch.
+ */
+static uint64_t sysup_to_ms(uint64_t export_ms, uint64_t init, uint32_t v) {
+        uint32_t up;
+        int64_t d;
+
+        if (init > export_ms || export_ms - init > UINT32_MAX)
+                return init + v;
+        up = (uint32_t) (export_ms - init);
+        d = (int64_t) (uint32_t) (up - v);
+        if (d > INT64_C(1) << 31)
+                d -= INT64_C(1) << 32;  /* after the export time */
+        if (d > (int64_t) export_ms)
+                return 0;
+        return (uint64_t) ((int64_t) export_ms - d);
+}
+
 static void map_record(const Decoder *d, const IpfixTemplate *t, const DecodedRec *in,
                        FlowRecord *out) {
         uint32_t fl = t->flags;
@@ -446,8 +471,8 @@ static void map_record(const Decoder *d, const IpfixTemplate *t, const DecodedRe
         } else if (fl & TF_SYSUP) {
                 uint64_t init = in->sys_init_ms ? in->sys_init_ms : d->init_ms;
                 if (init) {
-                        start = init + in->start_sysup;
-                        end = init + in->end_sysup;
+                        start = sysup_to_ms(d->export_ms, init, in->start_sysup);
+                        end = sysup_to_ms(d->export_ms, init, in->end_sysup);
                 }
         }
         if (start == 0)

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const ExporterKey key = { .addr = { [10] = 0xff, [11] = 0xff, 192, 0, 2, 1 },
                                          .family = 4 };
         DecoderLimits lim = { .max_templates = 64, .max_unknown_elements = 64 };
-        static uint8_t nf9[IPFIX_MAX_MESSAGE + 8];
+        static uint8_t nf9[NETFLOW9_MAX_OUTPUT];
         /* The context (libfixbuf's information model is costly to build) lives across
          * inputs and is renewed every 256 so the unknown-element cap does not saturate.
          * Templates can reach a later input through the store; a crash that needs that

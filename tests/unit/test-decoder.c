@@ -2,7 +2,8 @@
 /*
  * test-decoder.c - pre-scan and libfixbuf decode: templates, missing templates, withdrawal,
  * redefinition inside one message, options templates, variable-length and enterprise fields,
- * reduced-length encoding, timestamp kinds, the template store path, and malformed sets.
+ * reduced-length encoding, timestamp kinds (sysUpTime also across its 32-bit wrap), the
+ * template store path, and malformed sets.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -335,6 +336,37 @@ static void test_timestamps(void **state) {
         assert_int_equal(f->out[3].end_ms, 1700000099000ull);
 }
 
+/*
+ * flowStart/EndSysUpTime are 32-bit milliseconds and wrap every 49.7 days: they are placed
+ * relative to the export time, not added to the init time. Exporter up 1000 ms since the
+ * last wrap at the export time: 2^32 - 1000 lies 2000 ms before it, 500 lies 500 ms before
+ * it, and 1400 (after a 1 s export time rounded down) 400 ms after it.
+ */
+static void test_sysuptime_wrap(void **state) {
+        Fixture *f = *state;
+        Msg *m = &f->m;
+        const uint64_t export_ms = 1700000000000ull;
+
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 2);
+        msg_u16(m, 502);
+        msg_u16(m, 2);
+        msg_field(m, 22, 4, 0);
+        msg_field(m, 21, 4, 0);
+        msg_set_end(m);
+        msg_set_begin(m, 502);
+        msg_u32(m, 0xfffffc18u);
+        msg_u32(m, 500);
+        msg_u32(m, 500);
+        msg_u32(m, 1400);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), export_ms - 1000), 2);
+        assert_int_equal(f->out[0].start_ms, export_ms - 2000);
+        assert_int_equal(f->out[0].end_ms, export_ms - 500);
+        assert_int_equal(f->out[1].start_ms, export_ms - 500);
+        assert_int_equal(f->out[1].end_ms, export_ms + 400);
+}
+
 static void test_reduced_length_and_bad_lengths(void **state) {
         Fixture *f = *state;
         Msg *m = &f->m;
@@ -451,6 +483,7 @@ int main(void) {
                 T(test_options_varlen_enterprise),
                 T(test_truncated_varlen_record_rejected),
                 T(test_timestamps),
+                T(test_sysuptime_wrap),
                 T(test_reduced_length_and_bad_lengths),
                 T(test_malformed),
                 T(test_limits),
