@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,6 +234,9 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
         }
         log_set_max_level(log_level_from_string(c->cfg.log_level));
         g_log_set_default_handler(on_glib_log, NULL);
+        /* A 1024-record batch is 128 KiB, glibc's default mmap threshold: without this every
+         * batch would be a fresh mmap, page faults included (measured: ~2% of CPU). */
+        (void) mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
         c->zctx = zmq_ctx_new();
         if (!c->zctx) {

@@ -83,6 +83,8 @@ static fbInfoElementSpec_t internal_spec[] = {
         { (char *) "paddingOctets", 4, 0 },
         FB_IESPEC_NULL
 };
+#define N_INTERNAL_MAX 40
+_Static_assert(ELEMENTSOF(internal_spec) - 1 <= N_INTERNAL_MAX, "raise N_INTERNAL_MAX");
 
 /* Per-template hints computed once when a template is installed (IpfixTemplate.flags). */
 enum {
@@ -101,11 +103,26 @@ enum {
 };
 
 /* IANA elements we map, with the wire lengths libfixbuf can transcode into our record. */
+#define PADDING_OCTETS_IE 210
+
 typedef struct MappedIe {
         uint16_t id;
         uint8_t min_len, max_len;
         uint32_t flag;
 } MappedIe;
+
+/* Element id of each internal_spec entry (checked against libfixbuf's model at start-up). */
+static const uint16_t spec_ids[] = {
+        152, 153, 154, 155, 156, 157, 1, 2, 85, 86, 160, 27, 28, 150, 151, 22, 21, 158,
+        159, 8, 12, 10, 14, 16, 17, 34, 305, 7, 11, 6, 58, 4, 5, 61, 136, PADDING_OCTETS_IE,
+};
+
+static int spec_index(uint16_t id) {
+        for (size_t k = 0; k < ELEMENTSOF(spec_ids); k++)
+                if (spec_ids[k] == id)
+                        return (int) k;
+        return -1;
+}
 
 static const MappedIe mapped_ies[] = {
         { 1, 1, 8, TF_OCTETS_DELTA },   { 2, 1, 8, TF_PACKETS_DELTA }, { 4, 1, 1, 0 },
@@ -122,7 +139,20 @@ static const MappedIe mapped_ies[] = {
         { 160, 8, 8, 0 },               { 305, 1, 4, 0 },
 };
 
-#define PADDING_OCTETS_IE 210
+#define N_INTERNAL (ELEMENTSOF(internal_spec) - 1)
+
+/*
+ * Each installed template gets its own internal template holding only the mapped elements
+ * it carries, in internal_spec order, so libfixbuf transcodes a dozen fields instead of
+ * all of internal_spec (and zero-fills nothing). The plan says where each of them lands
+ * in the compact record and where it belongs in DecodedRec.
+ */
+typedef struct Plan {
+        uint8_t n;
+        uint8_t size[N_INTERNAL_MAX];
+        uint8_t src[N_INTERNAL_MAX];    /* offset in the compact record */
+        uint8_t dst[N_INTERNAL_MAX];    /* offset in DecodedRec */
+} Plan;
 
 struct DecoderCtx {
         DecoderLimits limits;
@@ -144,8 +174,10 @@ struct Decoder {
         fBuf_t *fbuf;                   /* owns the fbSession_t */
         fbSession_t *session;
         IpfixTemplate **tmpls;          /* sorted by id */
+        Plan *plans;                    /* plans[i] belongs to tmpls[i] */
         uint32_t n_tmpls;
         IpfixTemplate *last;            /* lookup cache */
+        const Plan *last_plan;
         uint64_t export_ms, init_ms;
         DecoderStats stats;
 };
@@ -179,6 +211,16 @@ int decoder_ctx_new(DecoderCtx **ret, const DecoderLimits *limits, TmplStore *st
         if (!ctx->model) {
                 free(ctx);
                 return -ENOMEM;
+        }
+        _Static_assert(ELEMENTSOF(spec_ids) == ELEMENTSOF(internal_spec) - 1, "spec_ids");
+        for (size_t k = 0; k < ELEMENTSOF(spec_ids); k++) {
+                const fbInfoElement_t *ie = fbInfoModelGetElementByName(ctx->model,
+                                                                        internal_spec[k].name);
+                if (!ie || ie->num != spec_ids[k] || ie->ent != 0) {
+                        fbInfoModelFree(ctx->model);
+                        free(ctx);
+                        return -EIO;    /* internal_spec and spec_ids disagree */
+                }
         }
         *ret = ctx;
         return 0;
@@ -242,6 +284,7 @@ Decoder *decoder_free(Decoder *d) {
         for (uint32_t i = 0; i < d->n_tmpls; i++)
                 free(d->tmpls[i]);
         free(d->tmpls);
+        free(d->plans);
         free(d);
         return NULL;
 }
@@ -278,16 +321,19 @@ static IpfixTemplate *tmpl_lookup(Decoder *d, uint16_t tid) {
         if (i < 0)
                 return NULL;
         d->last = d->tmpls[i];
+        d->last_plan = &d->plans[i];
         return d->last;
 }
 
 /* Mirrors @t into libfixbuf's session. Fields we map but libfixbuf could not transcode at
  * their wire length are renamed to paddingOctets of the same length, which keeps the record
  * layout and makes libfixbuf skip them. */
-static int fb_install(Decoder *d, IpfixTemplate *t) {
+static int fb_install(Decoder *d, IpfixTemplate *t, Plan *plan) {
         DecoderCtx *ctx = d->ctx;
-        fbTemplate_t *ft;
+        fbTemplate_t *ft, *it;
         GError *err = NULL;
+        bool present[N_INTERNAL_MAX] = { false };
+        unsigned src = 0, dst = 0;
 
         ft = fbTemplateAlloc(ctx->model);
         if (!ft)
@@ -304,9 +350,10 @@ static int fb_install(Decoder *d, IpfixTemplate *t) {
                 ie.num = f->id;
                 ie.len = f->len;
                 if (m) {
-                        if (f->len >= m->min_len && f->len <= m->max_len)
+                        if (f->len >= m->min_len && f->len <= m->max_len) {
                                 t->flags |= m->flag;
-                        else {
+                                present[spec_index(m->id)] = true;
+                        } else {
                                 ie.ent = 0;
                                 ie.num = PADDING_OCTETS_IE;
                         }
@@ -323,9 +370,51 @@ static int fb_install(Decoder *d, IpfixTemplate *t) {
                         return -EBADMSG;
                 }
         }
+        /* The compact internal template, under the same id in the internal namespace. */
+        it = fbTemplateAlloc(ctx->model);
+        if (!it) {
+                fbTemplateFreeUnused(ft);
+                return -ENOMEM;
+        }
+        plan->n = 0;
+        for (unsigned k = 0; k < N_INTERNAL; k++) {
+                unsigned size = internal_spec[k].len_override;
+                if (present[k]) {
+                        if (!fbTemplateAppendSpec(it, &internal_spec[k], 0, &err)) {
+                                g_clear_error(&err);
+                                fbTemplateFreeUnused(it);
+                                fbTemplateFreeUnused(ft);
+                                return -EIO;
+                        }
+                        plan->size[plan->n] = (uint8_t) size;
+                        plan->src[plan->n] = (uint8_t) src;
+                        plan->dst[plan->n] = (uint8_t) dst;
+                        plan->n++;
+                        src += size;
+                }
+                dst += size;
+        }
+        if (plan->n == 0) {
+                /* Nothing we map: still decode (the record counts), into one padding field. */
+                fbInfoElementSpec_t pad = { (char *) "paddingOctets", 1, 0 };
+                if (!fbTemplateAppendSpec(it, &pad, 0, &err))
+                        g_clear_error(&err);
+        }
         if (!fbSessionAddTemplate(d->session, FALSE, t->id, ft, &err)) {
                 g_clear_error(&err);
                 fbTemplateFreeUnused(ft);
+                fbTemplateFreeUnused(it);
+                return -EIO;
+        }
+        /* Replacing an internal template frees the old one, which the buffer may point to:
+         * park the buffer on the permanent full template first. */
+        (void) fBufSetInternalTemplate(d->fbuf, INTERNAL_TID, &err);
+        g_clear_error(&err);
+        if (!fbSessionAddTemplate(d->session, TRUE, t->id, it, &err)) {
+                g_clear_error(&err);
+                fbTemplateFreeUnused(it);
+                (void) fbSessionRemoveTemplate(d->session, FALSE, t->id, &err);
+                g_clear_error(&err);
                 return -EIO;
         }
         t->flags |= TF_INSTALLED;
@@ -338,16 +427,21 @@ static void fb_uninstall(Decoder *d, IpfixTemplate *t) {
                 return;
         if (!fbSessionRemoveTemplate(d->session, FALSE, t->id, &err))
                 g_clear_error(&err);
+        (void) fBufSetInternalTemplate(d->fbuf, INTERNAL_TID, &err);
+        g_clear_error(&err);
+        if (!fbSessionRemoveTemplate(d->session, TRUE, t->id, &err))
+                g_clear_error(&err);
         t->flags &= ~(uint32_t) TF_INSTALLED;
 }
 
 static void tmpl_remove_at(Decoder *d, long i) {
         IpfixTemplate *t = d->tmpls[i];
         fb_uninstall(d, t);
-        if (d->last == t)
-                d->last = NULL;
+        d->last = NULL;
+        d->last_plan = NULL;
         free(t);
         memmove(&d->tmpls[i], &d->tmpls[i + 1], (d->n_tmpls - (size_t) i - 1) * sizeof(*d->tmpls));
+        memmove(&d->plans[i], &d->plans[i + 1], (d->n_tmpls - (size_t) i - 1) * sizeof(*d->plans));
         d->n_tmpls--;
         d->stats.templates = d->n_tmpls;
 }
@@ -355,6 +449,7 @@ static void tmpl_remove_at(Decoder *d, long i) {
 /* Takes ownership of @t (consumed) on success and on failure. */
 static int tmpl_install(Decoder *d, IpfixTemplate *t) {
         long i = tmpl_index(d, t->id);
+        Plan plan = { 0 };
         int r;
 
         t->flags = 0;
@@ -364,7 +459,7 @@ static int tmpl_install(Decoder *d, IpfixTemplate *t) {
                 return -ENOBUFS;
         }
         if (t->scope_count == 0) {
-                r = fb_install(d, t);
+                r = fb_install(d, t, &plan);
                 if (r < 0) {
                         if (r == -ENOBUFS)
                                 d->ctx->c->templates_rejected_unknown_ie++;
@@ -380,25 +475,33 @@ static int tmpl_install(Decoder *d, IpfixTemplate *t) {
                 IpfixTemplate *old = d->tmpls[i];
                 if ((old->flags & TF_INSTALLED) && !(t->flags & TF_INSTALLED))
                         fb_uninstall(d, old);   /* redefined as an options template */
-                if (d->last == old)
-                        d->last = NULL;
+                d->last = NULL;
+                d->last_plan = NULL;
                 free(old);
                 d->tmpls[i] = t;
+                d->plans[i] = plan;
                 return 0;
         }
         i = -i - 1;
         if ((d->n_tmpls & (d->n_tmpls - 1)) == 0 || d->n_tmpls < 8) {
                 size_t cap = d->n_tmpls < 8 ? 8 : (size_t) d->n_tmpls * 2;
                 IpfixTemplate **n = realloc(d->tmpls, cap * sizeof(*n));
-                if (!n) {
+                Plan *np = n ? realloc(d->plans, cap * sizeof(*np)) : NULL;
+                if (n)
+                        d->tmpls = n;
+                if (!np) {
                         fb_uninstall(d, t);
                         free(t);
                         return -ENOMEM;
                 }
-                d->tmpls = n;
+                d->plans = np;
         }
         memmove(&d->tmpls[i + 1], &d->tmpls[i], (d->n_tmpls - (size_t) i) * sizeof(*d->tmpls));
+        memmove(&d->plans[i + 1], &d->plans[i], (d->n_tmpls - (size_t) i) * sizeof(*d->plans));
+        d->last = NULL;
+        d->last_plan = NULL;
         d->tmpls[i] = t;
+        d->plans[i] = plan;
         d->n_tmpls++;
         d->stats.templates = d->n_tmpls;
         return 0;
@@ -522,14 +625,18 @@ static int flush_scratch(Decoder *d) {
                 g_clear_error(&err);
                 goto done;
         }
-        for (;;) {
+        for (int cur = -1;;) {
+                uint8_t compact[sizeof(DecodedRec)];
                 DecodedRec rec;
-                size_t rlen = sizeof(rec);
+                size_t rlen = sizeof(compact);
                 const IpfixTemplate *t;
+                const Plan *plan;
                 FlowRecord *out;
                 uint16_t tid = 0;
 
-                if (!fBufNext(d->fbuf, (uint8_t *) &rec, &rlen, &err)) {
+                /* Peek at the next record's template and decode it into that template's
+                 * compact internal layout. */
+                if (!fBufNextCollectionTemplate(d->fbuf, &tid, &err)) {
                         if (!g_error_matches(err, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
                                 ctx->c->err_decode++;
                                 d->stats.errors++;
@@ -537,15 +644,41 @@ static int flush_scratch(Decoder *d) {
                         g_clear_error(&err);
                         break;
                 }
-                (void) fBufGetCollectionTemplate(d->fbuf, &tid);
                 t = tmpl_lookup(d, tid);
-                if (!t)
-                        continue;       /* cannot happen: only known ids were copied */
+                if (!t || !(t->flags & TF_INSTALLED)) {
+                        ctx->c->err_decode++;   /* only installed ids were copied */
+                        d->stats.errors++;
+                        break;
+                }
+                plan = d->last_plan;
+                if (cur != tid) {
+                        if (!fBufSetInternalTemplate(d->fbuf, tid, &err)) {
+                                g_clear_error(&err);
+                                ctx->c->err_decode++;
+                                d->stats.errors++;
+                                break;
+                        }
+                        cur = tid;
+                }
+                if (!fBufNext(d->fbuf, compact, &rlen, &err)) {
+                        if (!g_error_matches(err, FB_ERROR_DOMAIN, FB_ERROR_EOM)) {
+                                ctx->c->err_decode++;
+                                d->stats.errors++;
+                        }
+                        g_clear_error(&err);
+                        break;
+                }
                 n++;
                 out = ctx->reserve(ctx->userdata);
-                if (out)
-                        map_record(d, t, &rec, out);
+                if (!out)
+                        continue;
+                memset(&rec, 0, sizeof(rec));
+                for (unsigned k = 0; k < plan->n; k++)
+                        memcpy((uint8_t *) &rec + plan->dst[k], compact + plan->src[k], plan->size[k]);
+                map_record(d, t, &rec, out);
         }
+        (void) fBufSetInternalTemplate(d->fbuf, INTERNAL_TID, &err);
+        g_clear_error(&err);
 done:
         ctx->scratch_len = IPFIX_HEADER_SIZE;
         ctx->gen++;
