@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +239,20 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
          * batch would be a fresh mmap, page faults included (measured: ~2% of CPU). */
         (void) mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
+        {
+                /* Every exporter connection is an fd: take the hard limit (systemd's advice:
+                 * raise the soft limit in the program that needs it). */
+                struct rlimit rl;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                        rl.rlim_cur = rl.rlim_max;
+                        (void) setrlimit(RLIMIT_NOFILE, &rl);
+                }
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+                    rl.rlim_cur < (rlim_t) c->cfg.max_connections + 256)
+                        log_warning("RLIMIT_NOFILE is %llu, below max_connections=%" PRId64
+                                    " plus headroom: accept() will fail before the limit",
+                                    (unsigned long long) rl.rlim_cur, c->cfg.max_connections);
+        }
         c->zctx = zmq_ctx_new();
         if (!c->zctx) {
                 r = log_error_errno(-errno, "Failed to create ZeroMQ context: %m");

@@ -181,6 +181,27 @@ check_eq "term: nothing dropped at shutdown" "$(metric term ipfixd_collector_dro
 check_ge "term: it was under load" "$(json_get "$S" records)" 1
 wait "$GP" 2>/dev/null
 
+echo "# 2000 concurrent exporters, and one that sends half a message and stalls"
+P=$(free_port)
+start_tap many --idle 3 --timeout 120
+start_collector many --listen "tcp://127.0.0.1:$P"
+python3 - "$P" > "$T/stall.out" <<'PY' &
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(struct.pack(">HHIII", 10, 1000, 0, 0, 1) + b"\0" * 100)   # 116 of 1000 octets
+time.sleep(15)
+PY
+SP=$!
+PIDS+=($SP)
+sleep 0.3
+G=$("$IPFIXD_GEN" --records 200000 --connections 2000 --seed 41 "127.0.0.1:$P")
+tap_wait many
+same_sums "2000 connections beside a stalled one" "$G" "$S"
+check_ge "many: connections accepted" "$(metric many ipfixd_collector_tcp_accepted_total)" 2001
+kill "$SP" 2>/dev/null
+stop_collector
+check_eq "many: collector exit code" "$RC" 0
+
 echo "# max_connections refuses and counts"
 P=$(free_port)
 start_collector lim --listen "tcp://127.0.0.1:$P" --set max_connections=2
