@@ -30,6 +30,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "datagram.h"
 #include "ev-zmq.h"
 #include "listener.h"
 #include "log.h"
@@ -495,12 +496,19 @@ static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
         return s->dec;
 }
 
-static void udp_message(Worker *w, ExporterKey *k, uint16_t port, const uint8_t *msg, size_t len,
-                        uint64_t init_ms) {
+typedef struct UdpOrigin {
+        Worker *w;
+        ExporterKey key;
+        uint16_t port;
+} UdpOrigin;
+
+static void udp_message(void *userdata, const uint8_t *msg, size_t len, uint64_t init_ms) {
+        UdpOrigin *o = userdata;
+        Worker *w = o->w;
         Decoder *d;
 
-        k->odid = wire_read_u32(msg + 12);
-        d = udp_session(w, k, port);
+        o->key.odid = wire_read_u32(msg + 12);
+        d = udp_session(w, &o->key, o->port);
         if (!d) {
                 w->c.drop_session_limit_messages++;
                 log_ratelimited(LOG_WARNING, "udp-limit",
@@ -513,52 +521,21 @@ static void udp_message(Worker *w, ExporterKey *k, uint16_t port, const uint8_t 
 
 static void udp_datagram(Worker *w, const struct sockaddr_storage *ss, const uint8_t *p,
                          size_t len) {
-        ExporterKey k;
-        uint16_t port, version;
+        UdpOrigin o = { .w = w };
+        char peer[64];
+        int r;
 
-        exporter_key_from_sockaddr(ss, &k, &port);
-        if (len < 2) {
-                w->c.err_length++;
-                return;
-        }
-        version = wire_read_u16(p);
-        if (version == NETFLOW9_VERSION) {
-                size_t ilen;
-                uint64_t init_ms;
-                unsigned dropped = 0;
-                /* Malformed, or (-EMSGSIZE) too long for one IPFIX message once vendor
-                 * fields gain their PEN: both are counted as err_netflow9. */
-                int r = netflow9_to_ipfix(p, len, w->nf9buf, sizeof(w->nf9buf), &ilen,
-                                          &init_ms, &dropped);
-                if (r < 0) {
-                        w->c.err_netflow9++;
-                        errno = -r;
-                        log_ratelimited(LOG_NOTICE, "udp-netflow9",
-                                        "Bad NetFlow v9 packet of %zu octets: %m, ignoring", len);
-                        return;
-                }
-                w->c.netflow9_messages++;
-                w->c.err_template += dropped;
-                udp_message(w, &k, port, w->nf9buf, ilen, init_ms);
-                return;
-        }
-        if (version != IPFIX_VERSION) {
-                w->c.err_version++;
-                log_ratelimited(LOG_NOTICE, "udp-version", "Ignoring datagram of version %u",
-                                version);
-                return;
-        }
-        /* One message per datagram (RFC 7011 10.3.3); tolerate several back to back. */
-        for (size_t off = 0; off < len;) {
-                size_t mlen;
-                int r = ipfix_frame(p + off, len - off, (size_t) w->cfg->max_message_size, &mlen);
-                if (r <= 0) {
-                        w->c.err_length++;
-                        return;
-                }
-                udp_message(w, &k, port, p + off, mlen, 0);
-                off += mlen;
-        }
+        exporter_key_from_sockaddr(ss, &o.key, &o.port);
+        r = datagram_dispatch(p, len, (size_t) w->cfg->max_message_size, w->nf9buf, &w->c,
+                              udp_message, &o);
+        if (r == -EPROTO)
+                log_ratelimited(LOG_NOTICE, "udp-version",
+                                "Ignoring datagram that is neither IPFIX nor NetFlow v9 peer=%s",
+                                sockaddr_format((const struct sockaddr *) ss, peer, sizeof(peer)));
+        else if (r < 0)
+                log_ratelimited(LOG_NOTICE, "udp-malformed",
+                                "Malformed datagram of %zu octets, ignoring peer=%s", len,
+                                sockaddr_format((const struct sockaddr *) ss, peer, sizeof(peer)));
 }
 
 static int on_udp_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -11,6 +11,7 @@
 
 #include <glib.h>
 
+#include "datagram.h"
 #include "decoder.h"
 #include "ipfix.h"
 #include "log.h"
@@ -26,6 +27,26 @@ static void quiet(const gchar *domain, GLogLevelFlags level, const gchar *msg, g
 
 static FlowRecord *reserve(void *ud) {
         return &sink;
+}
+
+typedef struct FuzzUdp {
+        DecoderCtx *ctx;
+        Decoder **decs;
+} FuzzUdp;
+
+static const ExporterKey fuzz_key = { .addr = { [10] = 0xff, [11] = 0xff, 192, 0, 2, 1 },
+                                      .family = 4 };
+
+static void on_udp_message(void *userdata, const uint8_t *msg, size_t len, uint64_t init_ms) {
+        FuzzUdp *u = userdata;
+        ExporterKey k = fuzz_key;
+        Decoder **d;
+
+        k.odid = wire_read_u32(msg + 12);
+        d = &u->decs[k.odid % 4];
+        if (!*d && decoder_new(u->ctx, &k, d) < 0)
+                abort();
+        (void) decoder_feed(*d, msg, len, init_ms);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -78,30 +99,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         off += mlen;
                 }
         } else {
-                /* UDP datagrams: u16 length prefix, then the datagram. */
+                /* UDP datagrams: u16 length prefix, then the datagram, through the
+                 * collector's own dispatch (v9 translation, framing). */
+                FuzzUdp u = { .ctx = ctx, .decs = decs };
                 while (size - off >= 2) {
-                        size_t dlen = wire_read_u16(data + off), mlen, ilen;
-                        const uint8_t *dg = data + off + 2;
-                        uint64_t init_ms = 0;
-                        unsigned dropped;
-                        ExporterKey k = key;
+                        size_t dlen = wire_read_u16(data + off);
                         off += 2;
                         if (dlen > size - off)
                                 dlen = size - off;
+                        (void) datagram_dispatch(data + off, dlen, IPFIX_MAX_MESSAGE, nf9, &c,
+                                                 on_udp_message, &u);
                         off += dlen;
-                        if (dlen >= 2 && wire_read_u16(dg) == NETFLOW9_VERSION) {
-                                if (netflow9_to_ipfix(dg, dlen, nf9, sizeof(nf9), &ilen, &init_ms,
-                                                      &dropped) < 0)
-                                        continue;
-                                dg = nf9;
-                                dlen = ilen;
-                        }
-                        if (ipfix_frame(dg, dlen, IPFIX_MAX_MESSAGE, &mlen) <= 0)
-                                continue;
-                        k.odid = wire_read_u32(dg + 12);
-                        if (!decs[k.odid % 4] && decoder_new(ctx, &k, &decs[k.odid % 4]) < 0)
-                                abort();
-                        (void) decoder_feed(decs[k.odid % 4], dg, mlen, init_ms);
                 }
         }
         for (size_t i = 0; i < 4; i++)

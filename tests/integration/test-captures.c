@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
+#include "datagram.h"
 #include "decoder.h"
 #include "ipfix.h"
 #include "log.h"
@@ -507,46 +508,27 @@ static void replay_message(Replay *rp, const uint8_t addr[16], uint8_t family, u
                 rp->produced += (uint64_t) r;
 }
 
-/* worker.c udp_datagram() */
+typedef struct ReplayOrigin {
+        Replay *rp;
+        const uint8_t *addr;
+        uint8_t family;
+        uint16_t port;
+} ReplayOrigin;
+
+static void on_replay_message(void *userdata, const uint8_t *msg, size_t len, uint64_t init_ms) {
+        ReplayOrigin *o = userdata;
+        replay_message(o->rp, o->addr, o->family, o->port, msg, len, init_ms);
+}
+
+/* The collector's own UDP dispatch (collector/datagram.c), as worker.c calls it. */
 static void replay_datagram(Replay *rp, const uint8_t addr[16], uint8_t family, uint16_t port,
                             const uint8_t *p, size_t len) {
-        uint16_t version;
+        ReplayOrigin o = { .rp = rp, .addr = addr, .family = family, .port = port };
 
         rp->datagrams++;
         rp->c.udp_datagrams++;
-        if (len < 2) {
-                rp->c.err_length++;
-                return;
-        }
-        version = wire_read_u16(p);
-        if (version == NETFLOW9_VERSION) {
-                size_t ilen;
-                uint64_t init_ms;
-                unsigned dropped = 0;
-                if (netflow9_to_ipfix(p, len, rp->nf9buf, sizeof(rp->nf9buf), &ilen, &init_ms,
-                                      &dropped) < 0) {
-                        rp->c.err_netflow9++;
-                        return;
-                }
-                rp->c.netflow9_messages++;
-                rp->c.err_template += dropped;
-                replay_message(rp, addr, family, port, rp->nf9buf, ilen, init_ms);
-                return;
-        }
-        if (version != IPFIX_VERSION) {
-                rp->c.err_version++;
-                return;
-        }
-        for (size_t off = 0; off < len;) {
-                size_t mlen;
-                int r = ipfix_frame(p + off, len - off, IPFIX_MAX_MESSAGE, &mlen);
-                if (r <= 0) {
-                        rp->c.err_length++;
-                        return;
-                }
-                replay_message(rp, addr, family, port, p + off, mlen, 0);
-                off += mlen;
-        }
+        (void) datagram_dispatch(p, len, IPFIX_MAX_MESSAGE, rp->nf9buf, &rp->c,
+                                 on_replay_message, &o);
 }
 
 /* An IPFIX file: a stream of messages, framed as the collector frames TCP. */
