@@ -74,6 +74,17 @@ struct UdpSession {
         Decoder *dec;
 };
 
+/* Totals of exporter sessions that ended, so per-exporter counters survive reconnects. */
+typedef struct Retired Retired;
+struct Retired {
+        Retired *next;
+        ExporterKey key;
+        bool tcp;
+        DecoderStats stats;
+};
+#define RETIRED_BUCKETS 1024u
+#define MAX_RETIRED 4096u
+
 typedef struct Listen {
         ListenerTransport transport;
         int fd;
@@ -104,6 +115,8 @@ struct Worker {
         Conn *conns, *paused;
         UdpSession *udp[UDP_BUCKETS];
         size_t n_udp;
+        Retired *retired[RETIRED_BUCKETS];
+        size_t n_retired;
         struct mmsghdr mm[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
         struct sockaddr_storage addrs[UDP_BATCH];
@@ -180,6 +193,48 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- TCP connections ------------------------------------------------------------------- */
 
+static uint32_t key_hash(const ExporterKey *k, uint16_t extra) {
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < 16; i++)
+                h = (h ^ k->addr[i]) * 1099511628211ull;
+        h = (h ^ extra) * 1099511628211ull;
+        h = (h ^ k->odid) * 1099511628211ull;
+        return (uint32_t) (h ^ (h >> 29));
+}
+
+static bool key_eq(const ExporterKey *a, const ExporterKey *b) {
+        return a->odid == b->odid && a->family == b->family && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* Adds a finished session's counters to its exporter's totals. */
+static void retire(Worker *w, const Decoder *d, bool tcp) {
+        const ExporterKey *k = decoder_get_key(d);
+        const DecoderStats *st = decoder_get_stats(d);
+        uint32_t b = key_hash(k, tcp) % RETIRED_BUCKETS;
+        Retired *r;
+
+        for (r = w->retired[b]; r; r = r->next)
+                if (r->tcp == tcp && key_eq(&r->key, k))
+                        break;
+        if (!r) {
+                if (w->n_retired >= MAX_RETIRED || !(r = calloc(1, sizeof(*r)))) {
+                        w->c.exporters_untracked++;
+                        return;
+                }
+                r->key = *k;
+                r->tcp = tcp;
+                r->next = w->retired[b];
+                w->retired[b] = r;
+                w->n_retired++;
+        }
+        r->stats.messages += st->messages;
+        r->stats.records += st->records;
+        r->stats.bytes += st->bytes;
+        r->stats.errors += st->errors;
+        r->stats.missing_template_sets += st->missing_template_sets;
+        r->stats.last_seen_ms = MAX(r->stats.last_seen_ms, st->last_seen_ms);
+}
+
 static void conn_free(Conn *c) {
         Worker *w = c->w;
 
@@ -199,8 +254,10 @@ static void conn_free(Conn *c) {
                 c->next->prev = c->prev;
         sd_event_source_disable_unref(c->io);
         safe_close(c->fd);
-        for (size_t i = 0; i < c->n_decs; i++)
+        for (size_t i = 0; i < c->n_decs; i++) {
+                retire(w, c->decs[i], true);
                 decoder_free(c->decs[i]);
+        }
         free(c->decs);
         free(c->stash);
         free(c);
@@ -459,22 +516,12 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
 
 /* ---- UDP ------------------------------------------------------------------------------- */
 
-static uint32_t udp_hash(const ExporterKey *k, uint16_t port) {
-        uint64_t h = 1469598103934665603ull;
-        for (size_t i = 0; i < 16; i++)
-                h = (h ^ k->addr[i]) * 1099511628211ull;
-        h = (h ^ port) * 1099511628211ull;
-        h = (h ^ k->odid) * 1099511628211ull;
-        return (uint32_t) (h ^ (h >> 29));
-}
-
 static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
-        uint32_t b = udp_hash(k, port) % UDP_BUCKETS;
+        uint32_t b = key_hash(k, port) % UDP_BUCKETS;
         UdpSession *s;
 
         for (s = w->udp[b]; s; s = s->next)
-                if (s->port == port && s->key.odid == k->odid && s->key.family == k->family &&
-                    memcmp(s->key.addr, k->addr, 16) == 0) {
+                if (s->port == port && key_eq(&s->key, k)) {
                         s->last_usec = now_usec();
                         return s->dec;
                 }
@@ -576,6 +623,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
                         UdpSession *e = *p;
                         if (now - e->last_usec > max_idle) {
                                 *p = e->next;
+                                retire(w, e->dec, false);
                                 decoder_free(e->dec);
                                 free(e);
                                 w->n_udp--;
@@ -606,6 +654,11 @@ static void publish(Worker *w) {
                                 list[n++] = (ExporterSnapshot) { .key = e->key, .port = e->port,
                                                                  .tcp = false,
                                                                  .stats = *decoder_get_stats(e->dec) };
+                for (size_t b = 0; b < RETIRED_BUCKETS; b++)
+                        for (Retired *r = w->retired[b]; r && n < WORKER_MAX_LISTED_EXPORTERS;
+                             r = r->next)
+                                list[n++] = (ExporterSnapshot) { .key = r->key, .tcp = r->tcp,
+                                                                 .stats = r->stats };
         }
         pthread_mutex_lock(&w->lock);
         w->snap = w->c;
@@ -817,6 +870,12 @@ Worker *worker_free(Worker *w) {
                         w->udp[b] = e->next;
                         decoder_free(e->dec);
                         free(e);
+                }
+        for (size_t b = 0; b < RETIRED_BUCKETS; b++)
+                while (w->retired[b]) {
+                        Retired *r = w->retired[b];
+                        w->retired[b] = r->next;
+                        free(r);
                 }
         for (size_t i = 0; i < w->n_listens; i++) {
                 sd_event_source_disable_unref(w->listens[i].src);

@@ -33,7 +33,8 @@ typedef struct ExporterSnapshot {
         DecoderStats stats;
 } ExporterSnapshot;
 
-/* Per worker, exporters beyond this many are summed but not listed in snapshots. */
+/* Per worker, sessions beyond this many (live plus ended, which are kept as per-exporter
+ * totals) are summed in the totals but not listed in snapshots. */
 #define WORKER_MAX_LISTED_EXPORTERS 1024
 
 /**

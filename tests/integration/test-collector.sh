@@ -23,6 +23,9 @@ stop_collector
 check_eq "tcp collector exit code" "$RC" 0
 check_eq "tcp records counted" "$(metric tcp ipfixd_collector_records_total)" 300000
 check_eq "tcp nothing dropped" "$(metric tcp ipfixd_collector_drop_output_records_total)" 0
+# Per-exporter totals outlive the connections that produced them.
+check_eq "tcp per-exporter records after disconnect" \
+        "$(metric tcp 'ipfixd_collector_exporter_records_total{exporter="127.0.0.1",odid="1",transport="tcp"}')" 300000
 
 echo "# UDP, 4 exporters, paced"
 P=$(free_port)
