@@ -36,7 +36,10 @@
         X(templates_rejected_unknown_ie, "Templates refused: unknown element limit reached")  \
         X(missing_template_sets, "Data sets dropped because their template is unknown")       \
         X(missing_template_bytes, "Octets of data sets dropped for an unknown template")      \
-        X(withdrawn_template_sets, "Data sets dropped: their template was withdrawn")         \
+        X(held_sets, "Data sets held because their template was not known yet")               \
+        X(held_decoded_sets, "Held data sets decoded after their template arrived")           \
+        X(held_expired_sets, "Held data sets dropped: no template within hold_ms")           \
+        X(held_expired_bytes, "Octets of held data sets that expired")                       \
         X(reserved_sets, "Sets with a reserved set id (4..255) skipped")                       \
         X(drop_backpressure_records, "UDP records dropped because the output queue was full") \
         X(drop_session_limit_messages, "UDP messages dropped: max_udp_sessions reached")      \

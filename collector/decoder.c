@@ -168,8 +168,21 @@ struct DecoderCtx {
         uint8_t scratch[IPFIX_MAX_MESSAGE + 1];
 };
 
+/* A data set waiting for its template (copied; the message it came in is gone). */
+typedef struct HeldSet HeldSet;
+struct HeldSet {
+        HeldSet *next;
+        uint64_t deadline_usec;
+        uint64_t export_ms, init_ms;
+        uint16_t tid;
+        uint16_t len;
+        uint8_t set[];
+};
+
 struct Decoder {
         DecoderCtx *ctx;
+        HeldSet *held, **held_tail;
+        size_t held_bytes;
         ExporterKey key;
         fBuf_t *fbuf;                   /* owns the fbSession_t */
         fbSession_t *session;
@@ -244,6 +257,7 @@ int decoder_new(DecoderCtx *ctx, const ExporterKey *key, Decoder **ret) {
                 return -ENOMEM;
         d->ctx = ctx;
         d->key = *key;
+        d->held_tail = &d->held;
         d->session = fbSessionAlloc(ctx->model);
         itmpl = fbTemplateAlloc(ctx->model);
         if (!d->session || !itmpl)
@@ -280,6 +294,13 @@ fail:
 Decoder *decoder_free(Decoder *d) {
         if (!d)
                 return NULL;
+        while (d->held) {
+                HeldSet *h = d->held;
+                d->held = h->next;
+                /* Still unresolved when the session ends: it expires now. */
+                d->ctx->c->held_expired_sets++;
+                free(h);
+        }
         fBufFree(d->fbuf);
         for (uint32_t i = 0; i < d->n_tmpls; i++)
                 free(d->tmpls[i]);
@@ -815,6 +836,24 @@ static void data_set(Decoder *d, uint16_t tid, const uint8_t *set, size_t set_le
         const IpfixTemplate *t = template_for_data(d, tid);
         int n;
 
+        if (!t && ctx->limits.hold_ms > 0 &&
+            d->held_bytes + set_len <= ctx->limits.hold_max_bytes) {
+                HeldSet *h = malloc(sizeof(*h) + set_len);
+                if (h) {
+                        h->next = NULL;
+                        h->deadline_usec = now_usec() + (uint64_t) ctx->limits.hold_ms * 1000u;
+                        h->export_ms = d->export_ms;
+                        h->init_ms = d->init_ms;
+                        h->tid = tid;
+                        h->len = (uint16_t) set_len;
+                        memcpy(h->set, set, set_len);
+                        *d->held_tail = h;
+                        d->held_tail = &h->next;
+                        d->held_bytes += set_len;
+                        ctx->c->held_sets++;
+                        return;
+                }
+        }
         if (!t) {
                 char k[80];
                 ctx->c->missing_template_sets++;
@@ -845,6 +884,7 @@ static void data_set(Decoder *d, uint16_t tid, const uint8_t *set, size_t set_le
 
 int decoder_feed(Decoder *d, const uint8_t *msg, size_t len, uint64_t init_ms) {
         DecoderCtx *ctx = d->ctx;
+        uint64_t learned_before = ctx->c->templates_learned + ctx->c->templates_from_store;
         IpfixHeader h;
         size_t off;
         int produced = 0;
@@ -894,6 +934,8 @@ int decoder_feed(Decoder *d, const uint8_t *msg, size_t len, uint64_t init_ms) {
         d->stats.records += (uint64_t) produced;
         d->stats.last_seen_ms = now_realtime_ms();
         ctx->c->records += (uint64_t) produced;
+        if (d->held && ctx->c->templates_learned + ctx->c->templates_from_store != learned_before)
+                produced += decoder_retry_held(d);
         return produced;
 
 bad_set:
@@ -901,4 +943,89 @@ bad_set:
         d->stats.errors++;
         log_ratelimited(LOG_WARNING, "bad-set", "Malformed set header, message dropped");
         return -EBADMSG;
+}
+
+int decoder_retry_held(Decoder *d) {
+        DecoderCtx *ctx = d->ctx;
+        HeldSet **p = &d->held;
+        uint64_t export_ms = d->export_ms, init_ms = d->init_ms;
+        int produced = 0;
+
+        while (*p) {
+                HeldSet *h = *p;
+                if (!template_for_data(d, h->tid)) {
+                        p = &h->next;
+                        continue;
+                }
+                /* Decode it as a message of its own with the times it arrived with. */
+                *p = h->next;
+                if (d->held_tail == &h->next)
+                        d->held_tail = p;
+                d->held_bytes -= h->len;
+                d->export_ms = h->export_ms;
+                d->init_ms = h->init_ms;
+                ipfix_write_header(ctx->scratch, (uint32_t) (h->export_ms / 1000u), d->key.odid);
+                ctx->scratch_len = IPFIX_HEADER_SIZE;
+                data_set(d, h->tid, h->set, h->len);
+                produced += flush_scratch(d);
+                ctx->c->held_decoded_sets++;
+                free(h);
+        }
+        d->export_ms = export_ms;
+        d->init_ms = init_ms;
+        d->stats.records += (uint64_t) produced;
+        ctx->c->records += (uint64_t) produced;
+        return produced;
+}
+
+void decoder_expire_held(Decoder *d, uint64_t now) {
+        HeldSet **p = &d->held;
+
+        while (*p) {
+                HeldSet *h = *p;
+                if (h->deadline_usec > now) {
+                        p = &h->next;
+                        continue;
+                }
+                *p = h->next;
+                if (d->held_tail == &h->next)
+                        d->held_tail = p;
+                d->held_bytes -= h->len;
+                d->ctx->c->held_expired_sets++;
+                d->ctx->c->held_expired_bytes += h->len;
+                d->stats.missing_template_sets++;
+                free(h);
+        }
+}
+
+bool decoder_has_held(const Decoder *d) {
+        return d->held != NULL;
+}
+
+int decoder_refresh_template(Decoder *d, uint16_t tid) {
+        DecoderCtx *ctx = d->ctx;
+        IpfixTemplate *fresh = NULL, *cur = tmpl_lookup(d, tid);
+        int r;
+
+        if (!ctx->store)
+                return 0;
+        r = ctx->store->ops->lookup(ctx->store, &d->key, tid, &fresh);
+        if (r == -ENOENT) {
+                if (cur) {              /* withdrawn elsewhere */
+                        tmpl_remove_at(d, tmpl_index(d, tid));
+                        ctx->c->templates_withdrawn++;
+                }
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (cur && ipfix_template_equal(cur, fresh)) {
+                free(fresh);
+                return 0;
+        }
+        r = tmpl_install(d, fresh);     /* newest definition wins */
+        if (r < 0)
+                return r;
+        ctx->c->templates_from_store++;
+        return d->held ? decoder_retry_held(d) : 0;
 }

@@ -3,6 +3,9 @@
  * decoder.h - turns complete IPFIX messages from one transport session and one observation
  * domain into canonical flow records.
  *
+ * Data sets whose template is not known yet are held (bounded bytes and time per decoder)
+ * and decoded when the template arrives, here or through the store; what expires is counted.
+ *
  * A Decoder pre-scans every message's sets itself (RFC 7011 3.3): it validates set and
  * template records, keeps the session's templates, handles withdrawal and redefinition,
  * fetches templates it lacks from the TmplStore, counts and strips what libfixbuf must not
@@ -29,6 +32,8 @@ typedef struct Decoder Decoder;
 typedef struct DecoderLimits {
         uint32_t max_templates;         /* per decoder (exporter session + ODID) */
         uint32_t max_unknown_elements;  /* unknown (enterprise) IEs added to a worker's model */
+        uint32_t hold_ms;               /* keep data sets without a template this long; 0 = off */
+        uint32_t hold_max_bytes;        /* per decoder */
 } DecoderLimits;
 
 /*
@@ -73,6 +78,24 @@ Decoder *decoder_free(Decoder *d);
  * malformed and dropped whole (counted). Records that the sink refused are counted by it.
  */
 int decoder_feed(Decoder *d, const uint8_t *msg, size_t len, uint64_t init_ms);
+
+/**
+ * decoder_retry_held() - decodes held data sets whose template is now known (locally or
+ * through the store). Called after a template arrives or the store reports a change.
+ * Return: records produced.
+ */
+int decoder_retry_held(Decoder *d);
+
+/* Drops held data sets older than hold_ms (counted as held_expired_sets/bytes). */
+void decoder_expire_held(Decoder *d, uint64_t now_usec);
+bool decoder_has_held(const Decoder *d);
+
+/**
+ * decoder_refresh_template() - re-reads template @tid from the store after another session
+ * or replica changed it: a newer definition replaces the session's, a withdrawal removes it,
+ * and held data sets are retried. Return: records produced by the retry, or -errno.
+ */
+int decoder_refresh_template(Decoder *d, uint16_t tid);
 
 const DecoderStats *decoder_get_stats(const Decoder *d);
 const ExporterKey *decoder_get_key(const Decoder *d);

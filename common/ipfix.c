@@ -23,6 +23,14 @@ int ipfix_header_parse(const uint8_t *p, size_t len, IpfixHeader *ret) {
         return 0;
 }
 
+void ipfix_write_header(uint8_t *p, uint32_t export_time, uint32_t odid) {
+        wire_write_u16(p, IPFIX_VERSION);
+        wire_write_u16(p + 2, IPFIX_HEADER_SIZE);
+        wire_write_u32(p + 4, export_time);
+        wire_write_u32(p + 8, 0);
+        wire_write_u32(p + 12, odid);
+}
+
 int ipfix_frame(const uint8_t *p, size_t len, size_t max_msg, size_t *ret_msglen) {
         uint16_t msglen;
 

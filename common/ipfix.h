@@ -41,6 +41,9 @@ typedef struct IpfixHeader {
  */
 int ipfix_header_parse(const uint8_t *p, size_t len, IpfixHeader *ret);
 
+/* Writes a 16-octet message header (length 16, sequence 0; the caller sets the length). */
+void ipfix_write_header(uint8_t *p, uint32_t export_time, uint32_t odid);
+
 /**
  * ipfix_frame() - finds the first complete IPFIX message at the start of a stream buffer.
  * @p, @len:    bytes received so far on a stream (TCP) transport

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "decoder.h"
+#include "log.h"
 #include "ipfix-builder.h"
 
 typedef struct Fixture {
@@ -472,6 +473,124 @@ static void test_sink_refusal_counts_nothing_twice(void **state) {
         assert_int_equal(f->n_out, 0);
 }
 
+
+static int setup_hold(void **state) {
+        Fixture *f = calloc(1, sizeof(*f));
+        DecoderLimits lim = { .max_templates = 8, .max_unknown_elements = 4, .hold_ms = 1000,
+                              .hold_max_bytes = 200 };
+        assert_non_null(f);
+        assert_int_equal(tmpl_store_new_memory(&f->store, 100), 0);
+        assert_int_equal(decoder_ctx_new(&f->ctx, &lim, f->store, &f->c, reserve, f), 0);
+        assert_int_equal(decoder_new(f->ctx, &key, &f->dec), 0);
+        *state = f;
+        return 0;
+}
+
+static void test_hold_then_template(void **state) {
+        Fixture *f = *state;
+        Msg *m = &f->m;
+
+        /* data first: held, nothing decoded, nothing counted missing */
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 256);
+        add_rec256(m, 1700000000000ull, 11, 1, 1);
+        add_rec256(m, 1700000000000ull, 22, 1, 2);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 0);
+        assert_true(decoder_has_held(f->dec));
+        assert_int_equal(f->c.held_sets, 1);
+        assert_int_equal(f->c.missing_template_sets, 0);
+        /* the template arrives: the held records decode in the same call */
+        msg_begin(m, 10, 1700000001, 7);
+        add_tmpl256(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 2);
+        assert_int_equal(f->n_out, 2);
+        assert_int_equal(f->out[0].octets, 11);
+        assert_int_equal(f->out[1].octets, 22);
+        assert_int_equal(f->c.held_decoded_sets, 1);
+        assert_int_equal(f->c.records, 2);
+        assert_false(decoder_has_held(f->dec));
+}
+
+static void test_hold_expires_and_caps(void **state) {
+        Fixture *f = *state;
+        Msg *m = &f->m;
+
+        msg_begin(m, 10, 1700000000, 7);
+        for (int i = 0; i < 5; i++) {           /* 5 sets of 45 octets; 200 bytes hold 4 */
+                msg_set_begin(m, 256);
+                add_rec256(m, 1700000000000ull, 1, 1, 1);
+                msg_set_end(m);
+        }
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 0);
+        assert_int_equal(f->c.held_sets, 4);
+        assert_int_equal(f->c.missing_template_sets, 1);
+        decoder_expire_held(f->dec, now_usec());                /* not yet */
+        assert_int_equal(f->c.held_expired_sets, 0);
+        decoder_expire_held(f->dec, now_usec() + 2000000);      /* 2 s later */
+        assert_int_equal(f->c.held_expired_sets, 4);
+        assert_int_equal(f->c.held_expired_bytes, 4 * 45);
+        assert_false(decoder_has_held(f->dec));
+}
+
+static void test_hold_resolved_through_store(void **state) {
+        Fixture *f = *state;
+        Decoder *other;
+        Msg *m = &f->m;
+
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 256);
+        add_rec256(m, 1700000000000ull, 5, 1, 1);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 0);
+        /* another session of the exporter sends the template */
+        assert_int_equal(decoder_new(f->ctx, &key, &other), 0);
+        msg_begin(m, 10, 1700000000, 7);
+        add_tmpl256(m);
+        assert_int_equal(decoder_feed(other, m->b, msg_end(m), 0), 0);
+        /* the store change is noticed: retry decodes the held set */
+        assert_int_equal(decoder_retry_held(f->dec), 1);
+        assert_int_equal(f->out[0].octets, 5);
+        decoder_free(other);
+}
+
+static void test_refresh_newest_definition_wins(void **state) {
+        Fixture *f = *state;
+        Decoder *other;
+        Msg *m = &f->m;
+
+        msg_begin(m, 10, 1700000000, 7);
+        add_tmpl256(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 0);
+        /* the exporter redefines 256 on another session: 4-octet octets only */
+        assert_int_equal(decoder_new(f->ctx, &key, &other), 0);
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 2);
+        msg_u16(m, 256);
+        msg_u16(m, 1);
+        msg_field(m, 1, 4, 0);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(other, m->b, msg_end(m), 0), 0);
+        assert_int_equal(decoder_refresh_template(f->dec, 256), 0);
+        /* data in the new layout on the first session decodes with it */
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 256);
+        msg_u32(m, 4242);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 1);
+        assert_int_equal(f->out[0].octets, 4242);
+        /* a withdrawal elsewhere removes it here too */
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 2);
+        msg_u16(m, 256);
+        msg_u16(m, 0);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(other, m->b, msg_end(m), 0), 0);
+        assert_int_equal(decoder_refresh_template(f->dec, 256), 0);
+        assert_int_equal(decoder_get_stats(f->dec)->templates, 0);
+        decoder_free(other);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(x) cmocka_unit_test_setup_teardown(x, setup, teardown)
@@ -489,6 +608,12 @@ int main(void) {
                 T(test_limits),
                 T(test_sink_refusal_counts_nothing_twice),
 #undef T
+                cmocka_unit_test_setup_teardown(test_hold_then_template, setup_hold, teardown),
+                cmocka_unit_test_setup_teardown(test_hold_expires_and_caps, setup_hold, teardown),
+                cmocka_unit_test_setup_teardown(test_hold_resolved_through_store, setup_hold,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_refresh_newest_definition_wins, setup_hold,
+                                                teardown),
         };
         return cmocka_run_group_tests_name("decoder", tests, NULL, NULL);
 }
