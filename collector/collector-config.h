@@ -40,6 +40,8 @@ typedef struct CollectorConfig {
         int64_t max_udp_sessions;
         int64_t udp_session_timeout_s;
         int64_t max_odids_per_session;
+        int64_t hold_ms;
+        int64_t hold_max_bytes;
         int64_t udp_rcvbuf;
         int64_t tcp_backlog;
         char *template_store;

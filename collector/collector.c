@@ -45,6 +45,12 @@ static void on_glib_log(const gchar *domain, GLogLevelFlags level, const gchar *
                         "libfixbuf", "libfixbuf: %s", message);
 }
 
+static void on_store_change(void *userdata, const ExporterKey *k, uint16_t tid) {
+        Collector *c = userdata;
+        for (size_t i = 0; i < c->n_workers; i++)
+                worker_template_changed(c->workers[i], k, tid);
+}
+
 static int total_counters(Collector *c, CollectorCounters *ret, ExporterSnapshot **ret_exp,
                           size_t *ret_n) {
         ExporterSnapshot *all = NULL;
@@ -261,6 +267,7 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
         r = tmpl_store_new_memory(&c->store, (size_t) c->cfg.store_max_templates);
         if (r < 0)
                 goto fail;
+        tmpl_store_set_listener(c->store, on_store_change, c);
         c->shared.cfg = &c->cfg;
         c->shared.zctx = c->zctx;
         c->shared.store = c->store;

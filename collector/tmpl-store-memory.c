@@ -103,6 +103,8 @@ static int mem_put(TmplStore *s, const ExporterKey *k, const IpfixTemplate *t) {
         }
         pthread_mutex_unlock(&m->lock);
         free(copy);
+        if (r > 0)
+                tmpl_store_notify(s, k, t->id);
         return r;
 }
 
@@ -141,6 +143,8 @@ static int mem_withdraw(TmplStore *s, const ExporterKey *k, uint16_t tid) {
                 }
         }
         pthread_mutex_unlock(&m->lock);
+        if (removed > 0)
+                tmpl_store_notify(s, k, tid);
         return removed;
 }
 

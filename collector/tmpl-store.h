@@ -34,9 +34,25 @@ typedef struct TmplStoreOps {
         void (*free)(TmplStore *s);
 } TmplStoreOps;
 
+typedef void (*TmplStoreChangeFn)(void *userdata, const ExporterKey *k, uint16_t tid);
+
 struct TmplStore {
         const TmplStoreOps *ops;
+        /* Told (from any thread) when a template changed or was withdrawn, by this process
+         * or, for shared stores, by another replica; tid 0 means "all of the exporter". */
+        TmplStoreChangeFn on_change;
+        void *on_change_userdata;
 };
+
+static inline void tmpl_store_set_listener(TmplStore *s, TmplStoreChangeFn fn, void *userdata) {
+        s->on_change = fn;
+        s->on_change_userdata = userdata;
+}
+
+static inline void tmpl_store_notify(TmplStore *s, const ExporterKey *k, uint16_t tid) {
+        if (s->on_change)
+                s->on_change(s->on_change_userdata, k, tid);
+}
 
 /**
  * tmpl_store_new_memory() - the in-process store: a mutex-protected hash table holding at

@@ -47,6 +47,13 @@
 #define MAX_LISTENERS COLLECTOR_MAX_LISTENERS
 #define PUBLISH_USEC (1000u * 1000u)
 #define SWEEP_USEC (10u * 1000u * 1000u)
+#define HOLD_TICK_USEC (250u * 1000u)
+#define INBOX_MAX 4096u
+
+typedef struct Change {
+        ExporterKey key;
+        uint16_t tid;
+} Change;
 
 typedef struct Conn Conn;
 struct Conn {
@@ -84,6 +91,7 @@ struct Retired {
 };
 #define RETIRED_BUCKETS 1024u
 #define MAX_RETIRED 4096u
+#define MAX_ORPHANS 1024u
 
 typedef struct Listen {
         ListenerTransport transport;
@@ -117,11 +125,23 @@ struct Worker {
         size_t n_udp;
         Retired *retired[RETIRED_BUCKETS];
         size_t n_retired;
+        /* Decoders of closed TCP sessions that still hold data sets: the template may yet
+         * come on another session of the exporter. Freed when their hold queue empties. */
+        Decoder **orphans;
+        size_t n_orphans;
         struct mmsghdr mm[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
         struct sockaddr_storage addrs[UDP_BATCH];
         uint8_t *ubuf;
         uint8_t nf9buf[NETFLOW9_MAX_OUTPUT];   /* always large enough (netflow9.h) */
+
+        /* Template changes reported by the store, from any thread. */
+        pthread_mutex_t inbox_lock;
+        Change *inbox;
+        size_t n_inbox;
+        bool inbox_overflow;
+        int inbox_fd;
+        sd_event_source *inbox_src, *hold_timer;
 
         pthread_mutex_t lock;           /* guards the snapshot below */
         CollectorCounters snap;
@@ -256,6 +276,14 @@ static void conn_free(Conn *c) {
         safe_close(c->fd);
         for (size_t i = 0; i < c->n_decs; i++) {
                 retire(w, c->decs[i], true);
+                if (decoder_has_held(c->decs[i]) && !w->draining && w->n_orphans < MAX_ORPHANS) {
+                        Decoder **n = realloc(w->orphans, (w->n_orphans + 1) * sizeof(*n));
+                        if (n) {
+                                w->orphans = n;
+                                w->orphans[w->n_orphans++] = c->decs[i];
+                                continue;
+                        }
+                }
                 decoder_free(c->decs[i]);
         }
         free(c->decs);
@@ -635,6 +663,109 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ---- template changes and held data ----------------------------------------------------- */
+
+typedef void (*DecoderVisitFn)(Worker *w, Decoder *d, void *userdata);
+
+static void for_each_decoder(Worker *w, DecoderVisitFn fn, void *userdata) {
+        for (Conn *c = w->conns; c; c = c->next)
+                for (size_t i = 0; i < c->n_decs; i++) {
+                        w->cur_tcp = true;
+                        fn(w, c->decs[i], userdata);
+                        w->cur_tcp = false;
+                }
+        for (size_t b = 0; b < UDP_BUCKETS; b++)
+                for (UdpSession *e = w->udp[b]; e; e = e->next)
+                        fn(w, e->dec, userdata);
+        for (size_t i = 0; i < w->n_orphans;) {
+                w->cur_tcp = true;
+                fn(w, w->orphans[i], userdata);
+                w->cur_tcp = false;
+                if (decoder_has_held(w->orphans[i])) {
+                        i++;
+                        continue;
+                }
+                decoder_free(w->orphans[i]);    /* its totals were retired at close */
+                w->orphans[i] = w->orphans[--w->n_orphans];
+        }
+}
+
+static void visit_change(Worker *w, Decoder *d, void *userdata) {
+        const Change *ch = userdata;
+        const ExporterKey *k = decoder_get_key(d);
+
+        if (!key_eq(k, &ch->key))
+                return;
+        if (ch->tid != 0)
+                (void) decoder_refresh_template(d, ch->tid);
+        else if (decoder_has_held(d))
+                (void) decoder_retry_held(d);
+}
+
+static void visit_retry(Worker *w, Decoder *d, void *userdata) {
+        if (decoder_has_held(d))
+                (void) decoder_retry_held(d);
+}
+
+static int on_inbox(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        Change *list;
+        size_t n;
+        bool overflow;
+        uint64_t v;
+
+        (void) !read(fd, &v, sizeof(v));
+        pthread_mutex_lock(&w->inbox_lock);
+        list = w->inbox;
+        n = w->n_inbox;
+        overflow = w->inbox_overflow;
+        w->inbox = NULL;
+        w->n_inbox = 0;
+        w->inbox_overflow = false;
+        pthread_mutex_unlock(&w->inbox_lock);
+
+        for (size_t i = 0; i < n; i++)
+                for_each_decoder(w, visit_change, &list[i]);
+        if (overflow)   /* changes were lost: at least give every held set its chance */
+                for_each_decoder(w, visit_retry, NULL);
+        free(list);
+        return 0;
+}
+
+void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid) {
+        uint64_t one = 1;
+
+        pthread_mutex_lock(&w->inbox_lock);
+        if (w->n_inbox >= INBOX_MAX)
+                w->inbox_overflow = true;
+        else {
+                Change *n = (w->n_inbox & (w->n_inbox - 1)) == 0
+                        ? realloc(w->inbox, MAX(w->n_inbox * 2, 8) * sizeof(*n))
+                        : w->inbox;
+                if (n) {
+                        w->inbox = n;
+                        w->inbox[w->n_inbox++] = (Change) { .key = *k, .tid = tid };
+                } else
+                        w->inbox_overflow = true;
+        }
+        pthread_mutex_unlock(&w->inbox_lock);
+        (void) !write(w->inbox_fd, &one, sizeof(one));
+}
+
+static void visit_expire(Worker *w, Decoder *d, void *userdata) {
+        if (decoder_has_held(d))
+                decoder_expire_held(d, *(const uint64_t *) userdata);
+}
+
+static int on_hold_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        uint64_t now = now_usec();
+
+        for_each_decoder(w, visit_expire, &now);
+        (void) sd_event_source_set_time_relative(s, HOLD_TICK_USEC);
+        return 0;
+}
+
 /* ---- snapshots, shutdown --------------------------------------------------------------- */
 
 static void publish(Worker *w) {
@@ -753,6 +884,8 @@ int worker_new(Worker **ret, unsigned index, WorkerShared *shared) {
         DecoderLimits lim = {
                 .max_templates = (uint32_t) shared->cfg->max_templates,
                 .max_unknown_elements = (uint32_t) shared->cfg->max_unknown_elements,
+                .hold_ms = (uint32_t) shared->cfg->hold_ms,
+                .hold_max_bytes = (uint32_t) shared->cfg->hold_max_bytes,
         };
         size_t max_pending;
         Worker *w;
@@ -765,7 +898,9 @@ int worker_new(Worker **ret, unsigned index, WorkerShared *shared) {
         w->shared = shared;
         w->cfg = shared->cfg;
         w->stop_fd = -EBADF;
+        w->inbox_fd = -EBADF;
         pthread_mutex_init(&w->lock, NULL);
+        pthread_mutex_init(&w->inbox_lock, NULL);
         w->rbuf_cap = READ_CHUNK + (size_t) IPFIX_MAX_MESSAGE + 1;
         w->rbuf = malloc(w->rbuf_cap + READ_CHUNK);
         w->ubuf = malloc((size_t) UDP_BATCH * 65536u);
@@ -793,6 +928,19 @@ int worker_new(Worker **ret, unsigned index, WorkerShared *shared) {
         r = sd_event_add_io(w->event, &w->stop_src, w->stop_fd, EPOLLIN, on_stop, w);
         if (r < 0)
                 goto fail;
+        w->inbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (w->inbox_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = sd_event_add_io(w->event, &w->inbox_src, w->inbox_fd, EPOLLIN, on_inbox, w);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time_relative(w->event, &w->hold_timer, CLOCK_MONOTONIC, HOLD_TICK_USEC,
+                                       50000, on_hold_tick, w);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_enabled(w->hold_timer, SD_EVENT_ON);
         r = sd_event_add_time_relative(w->event, &w->flush_timer, CLOCK_MONOTONIC,
                                        (uint64_t) w->cfg->batch_flush_ms * 1000u, 1000,
                                        on_flush_timer, w);
@@ -871,6 +1019,9 @@ Worker *worker_free(Worker *w) {
                         decoder_free(e->dec);
                         free(e);
                 }
+        for (size_t i = 0; i < w->n_orphans; i++)
+                decoder_free(w->orphans[i]);
+        free(w->orphans);
         for (size_t b = 0; b < RETIRED_BUCKETS; b++)
                 while (w->retired[b]) {
                         Retired *r = w->retired[b];
@@ -882,6 +1033,11 @@ Worker *worker_free(Worker *w) {
                 safe_close(w->listens[i].fd);
         }
         sd_event_source_disable_unref(w->stop_src);
+        sd_event_source_disable_unref(w->inbox_src);
+        sd_event_source_disable_unref(w->hold_timer);
+        safe_close(w->inbox_fd);
+        free(w->inbox);
+        pthread_mutex_destroy(&w->inbox_lock);
         sd_event_source_disable_unref(w->flush_timer);
         sd_event_source_disable_unref(w->publish_timer);
         sd_event_source_disable_unref(w->sweep_timer);

@@ -59,6 +59,10 @@ void worker_stop(Worker *w);
 /* Waits for the thread. */
 void worker_join(Worker *w);
 
+/* Queues a template change (from the store, any thread) for the worker's decoders of that
+ * exporter: they refresh the template and retry held data. tid 0: retry held data only. */
+void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid);
+
 /**
  * worker_snapshot() - copies the last published counters and exporter list.
  * @ret_exporters: heap array the caller frees (may be NULL when @ret_n is 0)

@@ -77,6 +77,15 @@ stop_collector() { # sends SIGTERM and waits; the exit code is then in $RC
 metric() { # NAME METRIC: a counter from the metrics file (0 when absent)
         awk -v m="$2" '$1 == m { print $2; found = 1 } END { if (!found) print 0 }' "$T/$1.prom" 2>/dev/null || echo 0
 }
+wait_metric() { # NAME METRIC MIN: polls the metrics file up to 5 s, prints the last value
+        local v=0
+        for _ in $(seq 50); do
+                v=$(metric "$1" "$2")
+                [ "${v:-0}" -ge "$3" ] 2>/dev/null && break
+                sleep 0.1
+        done
+        echo "$v"
+}
 finish() {
         echo "$PASSED passed, $FAILED failed"
         [ "$FAILED" -eq 0 ]
