@@ -598,9 +598,18 @@ static void test_command_timeout(void **state) {
         c.r = ev_redis_free(c.r);
 }
 
-static void test_connect_timeout(void **state) {
+static int on_accept_close(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        int conn;
+
+        while ((conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+                (void) close(conn);
+        return 0;
+}
+
+static void test_connect_timeout_hangup(void **state) {
         Fixture *f = *state;
         Client c = { 0 };
+        sd_event_source *hangup;
         struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         socklen_t len = sizeof(a);
         EvRedisConfig cfg;
@@ -608,7 +617,7 @@ static void test_connect_timeout(void **state) {
         int fd;
 
         /* A listener that never accepts nor answers: connect(2) succeeds, PING hangs. */
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         assert_true(fd >= 0);
         assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof(a)), 0);
         assert_int_equal(listen(fd, 64), 0);
@@ -632,6 +641,19 @@ static void test_connect_timeout(void **state) {
         assert_true(n.connect_attempts >= 3);
         assert_string_equal(ev_redis_last_error(c.r), "handshake timed out after 100 ms");
         c.r = ev_redis_free(c.r);
+
+        /* The same listener, now accepting and hanging up at once: EOF during the handshake
+         * is a failed attempt too, not a lost connection. */
+        assert_int_equal(sd_event_add_io(f->event, &hangup, fd, EPOLLIN, on_accept_close, NULL),
+                         0);
+        assert_int_equal(ev_redis_new(&c.r, f->event, &cfg), 0);
+        assert_true(RUN_UNTIL(f->event, (ev_redis_get_counters(c.r, &n), n.connect_failures >= 3),
+                              WAIT));
+        assert_int_equal(c.connected, 0);
+        assert_int_equal(c.disconnected, 0);
+        assert_string_equal(ev_redis_last_error(c.r), "Server closed the connection");
+        c.r = ev_redis_free(c.r);
+        sd_event_source_disable_unref(hangup);
         (void) close(fd);
 }
 
@@ -649,6 +671,22 @@ static void test_refused(void **state) {
         assert_true(mono_usec() - start >= 150 * MSEC);
         assert_non_null(strstr(ev_redis_last_error(c.r), "No such file"));
         assert_int_equal(ev_redis_command(c.r, NULL, NULL, "PING"), -ENOTCONN);
+        c.r = ev_redis_free(c.r);
+
+        /* TCP to a closed loopback port. */
+        cfg = (EvRedisConfig) {
+                .host = "127.0.0.1",
+                .port = free_port(),
+                .backoff_min_usec = BACKOFF_MIN,
+                .backoff_max_usec = BACKOFF_MAX,
+                .on_connected = on_connected,
+                .userdata = &c,
+        };
+        assert_int_equal(ev_redis_new(&c.r, f->event, &cfg), 0);
+        assert_true(RUN_UNTIL(f->event, (ev_redis_get_counters(c.r, &n), n.connect_failures >= 3),
+                              WAIT));
+        assert_non_null(strstr(ev_redis_last_error(c.r), "refused"));
+        assert_int_equal(c.connected, 0);
         c.r = ev_redis_free(c.r);
 }
 
@@ -893,7 +931,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pubsub, setup_unix, teardown),
                 cmocka_unit_test_setup_teardown(test_kill_restart, setup_unix, teardown),
                 cmocka_unit_test_setup_teardown(test_command_timeout, setup_unix, teardown),
-                cmocka_unit_test_setup_teardown(test_connect_timeout, setup_no_server, teardown),
+                cmocka_unit_test_setup_teardown(test_connect_timeout_hangup, setup_no_server, teardown),
                 cmocka_unit_test_setup_teardown(test_refused, setup_no_server, teardown),
                 cmocka_unit_test_setup_teardown(test_auth_select, setup_tcp_auth, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_password, setup_tcp_auth, teardown),
