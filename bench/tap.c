@@ -3,7 +3,8 @@
  * tap.c - ipfixd-tap, a ZeroMQ PULL sink for flow batches (common/flow.h). It binds an
  * endpoint, validates every message with flow_batch_decode(), counts records, octets and
  * packets, optionally prints each record as a JSON line, and ends with one JSON summary on
- * stdout. Malformed messages are counted, never trusted. The receive path does no
+ * stdout; with --progress it also reports the running count and rate on stderr at a fixed
+ * period. Malformed messages are counted, never trusted. The receive path does no
  * per-record allocation: messages are received into one zmq_msg_t, records are read in
  * place (or from one aligned scratch buffer when ZeroMQ hands out unaligned data), and JSON
  * lines go into one large output buffer.
@@ -38,6 +39,7 @@ typedef struct TapArgs {
         double timeout;                 /* seconds, 0 = none */
         double idle;                    /* seconds, 0 = none */
         uint64_t expect;                /* records, 0 = none */
+        double progress;                /* seconds between progress lines, 0 = none */
         bool json;
 } TapArgs;
 
@@ -52,6 +54,8 @@ typedef struct Tap {
         size_t out_len;
         bool out_failed;
         void *scratch;                  /* aligned copy of an unaligned message */
+        uint64_t progress_ns;           /* monotonic time of the last progress line */
+        uint64_t progress_records;      /* records at the last progress line */
 } Tap;
 
 static volatile sig_atomic_t stop_requested;
@@ -71,6 +75,9 @@ static void help(FILE *f) {
                 "  --expect N        stop once N records arrived; exit 2 if they did not\n"
                 "  --idle S          stop after S seconds without a message, once one arrived\n"
                 "  --json            print every record as one JSON line\n"
+                "  --progress S      every S seconds print on stderr\n"
+                "                    ipfixd-tap: records=N batches=B rate=R/s\n"
+                "                    (totals since start, rate over the last S seconds)\n"
                 "  --help            show this help\n");
 }
 
@@ -101,6 +108,7 @@ static int parse_args(int argc, char **argv, TapArgs *a) {
                 ARG_JSON,
                 ARG_IDLE,
                 ARG_HELP,
+                ARG_PROGRESS,
         };
         static const struct option options[] = {
                 { "bind", required_argument, NULL, ARG_BIND },
@@ -109,6 +117,7 @@ static int parse_args(int argc, char **argv, TapArgs *a) {
                 { "json", no_argument, NULL, ARG_JSON },
                 { "idle", required_argument, NULL, ARG_IDLE },
                 { "help", no_argument, NULL, ARG_HELP },
+                { "progress", required_argument, NULL, ARG_PROGRESS },
                 {}
         };
         unsigned long long v;
@@ -141,6 +150,9 @@ static int parse_args(int argc, char **argv, TapArgs *a) {
                 case ARG_HELP:
                         help(stdout);
                         return 0;
+                case ARG_PROGRESS:
+                        r = parse_seconds(optarg, &a->progress);
+                        break;
                 default:
                         help(stderr);
                         return -EINVAL;
@@ -240,6 +252,17 @@ static void tap_summary(Tap *t) {
         tap_flush(t);
 }
 
+/* One progress line on stderr: totals since start and the rate since the previous line. */
+static void tap_progress(Tap *t, uint64_t now) {
+        double secs = (double) (now - t->progress_ns) / 1e9;
+        double rate = secs > 0 ? (double) (t->records - t->progress_records) / secs : 0;
+
+        fprintf(stderr, "ipfixd-tap: records=%" PRIu64 " batches=%" PRIu64 " rate=%.0f/s\n",
+                t->records, t->batches, rate);
+        t->progress_ns = now;
+        t->progress_records = t->records;
+}
+
 /* Milliseconds until @deadline, rounded up, capped at @cap; 0 when it has passed. */
 static int ms_until(uint64_t deadline, uint64_t now, int cap) {
         uint64_t ms;
@@ -253,6 +276,7 @@ static int ms_until(uint64_t deadline, uint64_t now, int cap) {
 /* Return: 0 when a stop condition was met, -errno on a ZeroMQ error. */
 static int tap_loop(Tap *t, void *sock, const TapArgs *a) {
         uint64_t start = now_ns(), last = 0, timeout_at = 0, idle_ns = 0;
+        uint64_t progress_every = 0, progress_at = 0;
         zmq_msg_t msg;
         int r = 0;
 
@@ -260,6 +284,13 @@ static int tap_loop(Tap *t, void *sock, const TapArgs *a) {
                 timeout_at = start + (uint64_t) (a->timeout * 1e9);
         if (a->idle > 0)
                 idle_ns = (uint64_t) (a->idle * 1e9);
+        if (a->progress > 0) {
+                /* 1 ms .. 1 day: a tiny period must not turn the loop into a busy wait, and
+                 * the conversion to nanoseconds must not overflow. */
+                progress_every = (uint64_t) (MIN(MAX(a->progress, 1e-3), 86400.0) * 1e9);
+                progress_at = start + progress_every;
+                t->progress_ns = start;
+        }
 
         if (zmq_msg_init(&msg) < 0)
                 return -errno;
@@ -280,6 +311,16 @@ static int tap_loop(Tap *t, void *sock, const TapArgs *a) {
                         if (now >= last + idle_ns)
                                 break;
                         wait = ms_until(last + idle_ns, now, wait);
+                }
+                if (progress_every > 0) {
+                        if (now >= progress_at) {
+                                tap_progress(t, now);
+                                /* Keep the period; after a stall, restart it from now. */
+                                progress_at += progress_every;
+                                if (progress_at <= now)
+                                        progress_at = now + progress_every;
+                        }
+                        wait = ms_until(progress_at, now, wait);
                 }
 
                 if (zmq_poll(&item, 1, wait) < 0) {
