@@ -45,9 +45,20 @@ const ConfigKey collector_config_keys[] = {
               "octets of held data sets per exporter session"),
         K_INT(udp_rcvbuf, 0, 1 << 30, 8 << 20, false, "UDP socket receive buffer (bytes)"),
         K_INT(tcp_backlog, 1, 65535, 4096, false, "listen(2) backlog"),
-        K_STR(template_store, "memory", false, "template store: memory"),
+        K_STR(template_store, "memory", false,
+              "memory (this process only) or redis (shared by every replica)"),
         K_INT(store_max_templates, 1, 10000000, 100000, false,
-              "templates the shared store holds over all exporters"),
+              "templates the store (or its local cache) holds over all exporters"),
+        K_STR(redis_address, "127.0.0.1:6379", false,
+              "Redis for template_store=redis: HOST:PORT, [V6]:PORT or unix:/path"),
+        K_STR(redis_password_file, NULL, false, "file holding the Redis password (AUTH)"),
+        K_INT(redis_db, 0, 1 << 20, 0, false, "Redis database (SELECT)"),
+        K_STR(redis_prefix, "ipfixd:", false, "prefix of every Redis key and channel"),
+        K_INT(template_ttl_s, 0, 30 * 86400, 0, false,
+              "expire an exporter's templates in Redis this long after their last change "
+              "(0: never); for UDP exporters that went away"),
+        K_INT(redis_max_queued, 1, 10000000, 100000, false,
+              "template writes queued while Redis is unreachable (oldest dropped beyond)"),
         K_STR(metrics_file, NULL, false, "write Prometheus text here every stats interval"),
         K_INT(stats_interval_s, 0, 3600, 10, true, "counter summary and metrics file period"),
         K_INT(shutdown_timeout_ms, 0, 60000, 3000, false,
@@ -160,9 +171,9 @@ int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
                 *reterr_msg = config_errorf("log_level: unknown level '%s'", ret->log_level);
                 return -EINVAL;
         }
-        if (strcmp(ret->template_store, "memory") != 0) {
-                *reterr_msg = config_errorf("template_store: must be \"memory\" (got '%s')",
-                                            ret->template_store);
+        if (strcmp(ret->template_store, "memory") != 0 && strcmp(ret->template_store, "redis") != 0) {
+                *reterr_msg = config_errorf("template_store: must be \"memory\" or \"redis\" "
+                                            "(got '%s')", ret->template_store);
                 return -EINVAL;
         }
         if (!ret->output || (strncmp(ret->output, "ipc://", 6) != 0 &&

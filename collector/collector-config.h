@@ -46,6 +46,12 @@ typedef struct CollectorConfig {
         int64_t tcp_backlog;
         char *template_store;
         int64_t store_max_templates;
+        char *redis_address;
+        char *redis_password_file;
+        int64_t redis_db;
+        char *redis_prefix;
+        int64_t template_ttl_s;
+        int64_t redis_max_queued;
         char *metrics_file;
         int64_t stats_interval_s;
         int64_t shutdown_timeout_ms;

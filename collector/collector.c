@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "collector.h"
 #include "listener.h"
+#include "tmpl-store-redis.h"
 #include "log.h"
 #include "macro.h"
 #include "worker.h"
@@ -31,6 +33,7 @@ struct Collector {
         sd_event_source *stats_timer, *hup_src;
         void *zctx;
         TmplStore *store;
+        bool redis;
         WorkerShared shared;
         Worker **workers;
         size_t n_workers;
@@ -104,6 +107,31 @@ void collector_render_metrics(Collector *c, MetricsBuf *b) {
         metrics_sample(b, "ipfixd_collector_" #name "_total", NULL, t.name);
         COLLECTOR_COUNTERS(X_RENDER)
 #undef X_RENDER
+        if (c->redis) {
+                RedisStoreStats rs;
+                tmpl_store_redis_get_stats(c->store, &rs);
+                metrics_header(b, "ipfixd_collector_store_redis_connected", "gauge",
+                               "1 while the template store's Redis connection is up");
+                metrics_sample(b, "ipfixd_collector_store_redis_connected", NULL, rs.connected);
+                metrics_header(b, "ipfixd_collector_store_writes_queued", "gauge",
+                               "Template writes waiting for Redis");
+                metrics_sample(b, "ipfixd_collector_store_writes_queued", NULL, rs.writes_queued);
+#define STORE_COUNTER(name, help)                                                              \
+                metrics_header(b, "ipfixd_collector_store_" #name "_total", "counter", help);  \
+                metrics_sample(b, "ipfixd_collector_store_" #name "_total", NULL, rs.name);
+                STORE_COUNTER(connects, "Redis connections established")
+                STORE_COUNTER(disconnects, "Redis connections lost")
+                STORE_COUNTER(writes, "Template changes written to Redis")
+                STORE_COUNTER(writes_dropped, "Template writes dropped: queue full while down")
+                STORE_COUNTER(fetches, "Template lookups sent to Redis on a cache miss")
+                STORE_COUNTER(fetch_hits, "Lookups Redis answered with a template")
+                STORE_COUNTER(fetch_misses, "Lookups for templates Redis does not have")
+                STORE_COUNTER(fetch_skipped, "Lookups not sent: Redis unreachable")
+                STORE_COUNTER(events_received, "Change events received from other replicas")
+                STORE_COUNTER(events_applied, "Change events that changed the local cache")
+                STORE_COUNTER(events_bad, "Malformed change events or stored values")
+#undef STORE_COUNTER
+        }
         metrics_header(b, "ipfixd_collector_tcp_connections", "gauge", "Open TCP connections");
         metrics_sample(b, "ipfixd_collector_tcp_connections", NULL,
                        atomic_load(&c->shared.open_connections));
@@ -226,6 +254,48 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int open_store(Collector *c) {
+        _cleanup_free_ char *password = NULL;
+        RedisStoreConfig rc;
+        uint32_t replica = (uint32_t) c->cfg.collector_id;
+        int r;
+
+        if (strcmp(c->cfg.template_store, "redis") != 0)
+                return tmpl_store_new_memory(&c->store, (size_t) c->cfg.store_max_templates);
+
+        if (c->cfg.redis_password_file) {
+                size_t l;
+                r = config_read_file(c->cfg.redis_password_file, &password);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to read redis_password_file %s: %m",
+                                               c->cfg.redis_password_file);
+                l = strlen(password);
+                while (l > 0 && (password[l - 1] == '\n' || password[l - 1] == '\r'))
+                        password[--l] = '\0';
+        }
+        /* Replicas tell their own change events apart by this id. */
+        while (replica == 0 && getrandom(&replica, sizeof(replica), 0) != sizeof(replica))
+                ;
+        rc = (RedisStoreConfig) {
+                .address = c->cfg.redis_address,
+                .password = password,
+                .db = (unsigned) c->cfg.redis_db,
+                .prefix = c->cfg.redis_prefix,
+                .ttl_s = (uint32_t) c->cfg.template_ttl_s,
+                .replica_id = replica,
+                .max_queued = (size_t) c->cfg.redis_max_queued,
+                .max_cache = (size_t) c->cfg.store_max_templates,
+        };
+        r = tmpl_store_new_redis(&c->store, &rc);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the Redis template store at %s: %m",
+                                       c->cfg.redis_address);
+        c->redis = true;
+        log_info("Template store: Redis at %s prefix=%s replica=%08x", c->cfg.redis_address,
+                 c->cfg.redis_prefix, replica);
+        return 0;
+}
+
 int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path) {
         Collector *c;
         int r;
@@ -241,6 +311,11 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
         }
         log_set_max_level(log_level_from_string(c->cfg.log_level));
         g_log_set_default_handler(on_glib_log, NULL);
+        {
+                /* hiredis writes with write(2): a Redis that goes away must not kill us. */
+                struct sigaction sa = { .sa_handler = SIG_IGN };
+                (void) sigaction(SIGPIPE, &sa, NULL);
+        }
         /* A 1024-record batch is 128 KiB, glibc's default mmap threshold: without this every
          * batch would be a fresh mmap, page faults included (measured: ~2% of CPU). */
         (void) mallopt(M_MMAP_THRESHOLD, 4 << 20);
@@ -264,7 +339,7 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
                 r = log_error_errno(-errno, "Failed to create ZeroMQ context: %m");
                 goto fail;
         }
-        r = tmpl_store_new_memory(&c->store, (size_t) c->cfg.store_max_templates);
+        r = open_store(c);
         if (r < 0)
                 goto fail;
         tmpl_store_set_listener(c->store, on_store_change, c);

@@ -130,7 +130,7 @@ static void test_errors_name_the_key(void **state) {
         expect_error(f, "{\"workers\": 2.5}", "workers", "integer");
         expect_error(f, "{\"log_level\": 3}", "log_level", "string");
         expect_error(f, "{\"log_level\": \"loud\"}", "log_level", "loud");
-        expect_error(f, "{\"template_store\": \"redis\"}", "template_store", NULL);
+        expect_error(f, "{\"template_store\": \"etcd\"}", "template_store", NULL);
         expect_error(f, "{\"output\": \"inproc://x\"}", "output", NULL);
         expect_error(f, "[1, 2]", "JSON object", NULL);
 }
