@@ -102,6 +102,13 @@ static int parse_listener(json_t *o, size_t idx, ListenerConfig *l, char **reter
                                 return -EINVAL;
                         }
                         (void) snprintf(l->address, sizeof(l->address), "%s", a);
+                } else if (strcmp(name, "proxy_protocol") == 0) {
+                        if (!json_is_boolean(v)) {
+                                *reterr = config_errorf("listeners[%zu].proxy_protocol: must be "
+                                                        "true or false", idx);
+                                return -EINVAL;
+                        }
+                        l->proxy_protocol = json_is_true(v);
                 } else if (strcmp(name, "port") == 0) {
                         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
                             json_integer_value(v) > 65535) {
@@ -114,6 +121,11 @@ static int parse_listener(json_t *o, size_t idx, ListenerConfig *l, char **reter
                         *reterr = config_errorf("listeners[%zu].%s: unknown key", idx, name);
                         return -EINVAL;
                 }
+        }
+        if (l->proxy_protocol && l->transport != LISTENER_TCP) {
+                *reterr = config_errorf("listeners[%zu].proxy_protocol: only for tcp listeners",
+                                        idx);
+                return -EINVAL;
         }
         return 0;
 }
@@ -167,6 +179,10 @@ int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
                         return r;
         }
 
+        return collector_config_validate(ret, reterr_msg);
+}
+
+int collector_config_validate(const CollectorConfig *ret, char **reterr_msg) {
         if (log_level_from_string(ret->log_level) < 0) {
                 *reterr_msg = config_errorf("log_level: unknown level '%s'", ret->log_level);
                 return -EINVAL;
@@ -193,13 +209,18 @@ int listener_config_from_url(const char *url, ListenerConfig *ret) {
         char *end;
         long port;
 
-        if (strncmp(url, "tcp://", 6) == 0)
+        if (strncmp(url, "tcp://", 6) == 0) {
                 l.transport = LISTENER_TCP;
-        else if (strncmp(url, "udp://", 6) == 0)
+                hp = url + 6;
+        } else if (strncmp(url, "udp://", 6) == 0) {
                 l.transport = LISTENER_UDP;
-        else
+                hp = url + 6;
+        } else if (strncmp(url, "tcp+proxy://", 12) == 0) {
+                l.transport = LISTENER_TCP;
+                l.proxy_protocol = true;
+                hp = url + 12;
+        } else
                 return -EINVAL;
-        hp = url + 6;
         if (*hp == '[') {
                 const char *rb = strchr(hp, ']');
                 if (!rb || rb[1] != ':')

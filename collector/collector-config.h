@@ -23,6 +23,7 @@ typedef struct ListenerConfig {
         ListenerTransport transport;
         char address[64];       /* numeric IPv4/IPv6 address; "::" is dual-stack */
         uint16_t port;          /* 0 = pick one (logged) */
+        bool proxy_protocol;    /* TCP: require a PROXY v1/v2 header; identity from it */
 } ListenerConfig;
 
 typedef struct CollectorConfig {
@@ -72,7 +73,10 @@ extern const size_t collector_config_n_keys;
  */
 int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
                            char **reterr_msg);
+/* Cross-key checks; the parser calls it, and main again after --set/--listen. */
+int collector_config_validate(const CollectorConfig *c, char **reterr_msg);
 void collector_config_done(CollectorConfig *c);
 
-/* Parses "tcp://ADDR:PORT" or "udp://[ADDR]:PORT" (used by --listen on the command line). */
+/* Parses "tcp://ADDR:PORT", "udp://[ADDR]:PORT" or "tcp+proxy://ADDR:PORT" (a TCP listener
+ * that requires a PROXY protocol header), as --listen takes them. */
 int listener_config_from_url(const char *url, ListenerConfig *ret);

@@ -372,13 +372,13 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
                                 goto fail;
                         }
                         lc->port = port;        /* port 0: every worker shares the first one's */
-                        r = worker_add_listener(c->workers[i], lc->transport, fd);
+                        r = worker_add_listener(c->workers[i], lc->transport, lc->proxy_protocol, fd);
                         if (r < 0)
                                 goto fail;
                 }
-                log_info("Listening on %s %s port %u workers=%zu",
+                log_info("Listening on %s %s port %u workers=%zu%s",
                          lc->transport == LISTENER_TCP ? "tcp" : "udp", lc->address, lc->port,
-                         c->n_workers);
+                         c->n_workers, lc->proxy_protocol ? " proxy_protocol=required" : "");
         }
         *ret = c;
         return 0;

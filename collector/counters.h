@@ -20,6 +20,8 @@
         X(tcp_accepted, "TCP connections accepted")                                            \
         X(tcp_closed, "TCP connections closed")                                                \
         X(tcp_rejected_limit, "TCP connections refused because max_connections was reached")  \
+        X(tcp_proxy_accepted, "TCP connections whose PROXY protocol header was accepted")       \
+        X(tcp_proxy_rejected, "TCP connections rejected: missing or invalid PROXY header")     \
         X(tcp_paused, "Times a TCP connection stopped reading because the output was full")   \
         X(err_version, "Messages with an unsupported version (stream closed for TCP)")         \
         X(err_length, "Messages with an invalid or oversized length field")                    \
@@ -32,6 +34,7 @@
         X(templates_refreshed, "Templates resent unchanged")                                   \
         X(templates_withdrawn, "Templates withdrawn")                                          \
         X(templates_from_store, "Templates taken from the shared store on a miss")            \
+        X(store_put_failed, "Templates the shared store refused (store_max_templates reached)") \
         X(templates_rejected_limit, "Templates refused: max_templates per exporter reached")  \
         X(templates_rejected_unknown_ie, "Templates refused: unknown element limit reached")  \
         X(missing_template_sets, "Data sets dropped because their template is unknown")       \

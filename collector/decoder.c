@@ -733,8 +733,8 @@ done:
 }
 
 static void store_put(Decoder *d, const IpfixTemplate *t) {
-        if (d->ctx->store)
-                (void) d->ctx->store->ops->put(d->ctx->store, &d->key, t);
+        if (d->ctx->store && t && d->ctx->store->ops->put(d->ctx->store, &d->key, t) < 0)
+                d->ctx->c->store_put_failed++;  /* store full (or out of memory) */
 }
 
 static int withdraw(Decoder *d, uint16_t tid, int *produced) {
@@ -809,10 +809,11 @@ static void template_set(Decoder *d, const uint8_t *p, size_t len, bool options,
                 }
                 if (ctx->pending[id] == ctx->gen)
                         *produced += flush_scratch(d);
-                store_put(d, t);        /* before install, which takes ownership */
-                if (tmpl_install(d, t) == 0)
+                if (tmpl_install(d, t) == 0) {  /* consumes t */
                         ctx->c->templates_learned++;
-                else
+                        /* Only what this session accepted is shared. */
+                        store_put(d, tmpl_lookup(d, id));
+                } else
                         d->stats.errors++;
         }
 }

@@ -89,6 +89,8 @@ int main(int argc, char *argv[]) {
                                             "udp://ADDR:PORT with a numeric address", listens[i]);
                 cfg.n_listeners = i + 1;
         }
+        if (r >= 0 && (n_sets > 0 || n_listens > 0))
+                r = collector_config_validate(&cfg, &err);
         if (r < 0) {
                 log_error("Invalid configuration%s%s: %s", path ? " in " : "", path ? path : "",
                           err ? err : "invalid");

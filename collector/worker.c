@@ -36,6 +36,7 @@
 #include "log.h"
 #include "macro.h"
 #include "netflow9.h"
+#include "proxy-proto.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -66,6 +67,7 @@ struct Conn {
         uint8_t *stash;
         size_t stash_len;
         bool paused;
+        bool proxy_pending;     /* a PROXY header must come first */
         Decoder **decs;
         size_t n_decs;
         Conn *prev, *next;              /* all connections */
@@ -95,6 +97,7 @@ struct Retired {
 
 typedef struct Listen {
         ListenerTransport transport;
+        bool proxy;
         int fd;
         sd_event_source *src;
 } Listen;
@@ -381,10 +384,48 @@ static int conn_consume(Conn *c, const uint8_t *p, size_t len) {
         return 0;
 }
 
+static void exporter_key_from_sockaddr(const struct sockaddr_storage *ss, ExporterKey *k,
+                                       uint16_t *port);
+
+/* Reads the PROXY header at the start of @p. Return: octets it took (> 0, and
+ * c->proxy_pending cleared), 0 when incomplete (stashed), or -errno to reject. */
+static int conn_proxy_header(Conn *c, const uint8_t *p, size_t len, bool eof) {
+        Worker *w = c->w;
+        ProxyInfo pi;
+        int r = proxy_parse(p, len, &pi);
+
+        if (r == 0 && !eof) {
+                uint8_t *s = malloc(len);       /* len < PROXY_MAX_HEADER: proxy_parse caps it */
+                if (!s)
+                        return -ENOMEM;
+                memcpy(s, p, len);
+                c->stash = s;
+                c->stash_len = len;
+                return 0;
+        }
+        if (r <= 0) {
+                w->c.tcp_proxy_rejected++;
+                log_ratelimited(LOG_WARNING, "proxy-header",
+                                "Rejecting connection without a valid PROXY protocol header "
+                                "peer=%s", c->name);
+                return r < 0 ? r : -EBADMSG;
+        }
+        if (pi.family == AF_INET || pi.family == AF_INET6) {
+                uint16_t sport;
+                exporter_key_from_sockaddr(&pi.src, &c->peer, &sport);
+                (void) sockaddr_format((struct sockaddr *) &pi.src, c->name, sizeof(c->name));
+                c->port = sport;
+        }       /* LOCAL / UNKNOWN: the socket peer stays the identity */
+        c->proxy_pending = false;
+        w->c.tcp_proxy_accepted++;
+        return r;
+}
+
 static int on_conn_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Conn *c = userdata;
         Worker *w = c->w;
         size_t have = c->stash_len;
+        bool eof;
         ssize_t n;
 
         if (output_blocked(w) && !w->draining) {
@@ -405,11 +446,25 @@ static int on_conn_readable(sd_event_source *s, int fd, uint32_t revents, void *
         free(TAKE_PTR(c->stash));
         c->stash_len = 0;
         w->c.bytes += (uint64_t) n;
+        eof = n == 0;
+        if (c->proxy_pending) {
+                int r = conn_proxy_header(c, w->rbuf, have + (size_t) n, eof);
+                if (r < 0) {
+                        conn_free(c);
+                        return 0;
+                }
+                if (c->proxy_pending)
+                        return 0;       /* header incomplete: stashed */
+                have += (size_t) n;
+                memmove(w->rbuf, w->rbuf + r, have - (size_t) r);
+                n = (ssize_t) (have - (size_t) r);
+                have = 0;
+        }
         if (conn_consume(c, w->rbuf, have + (size_t) n) < 0) {
                 conn_free(c);
                 return 0;
         }
-        if (n == 0) {
+        if (eof) {
                 if (c->stash_len > 0 && output_blocked(w) && !w->draining) {
                         /* EOF with undecoded complete messages: decode them on resume. */
                         c->io = sd_event_source_disable_unref(c->io);
@@ -494,6 +549,11 @@ static void exporter_key_from_sockaddr(const struct sockaddr_storage *ss, Export
 
 static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Worker *w = userdata;
+        bool proxy = false;
+
+        for (size_t i = 0; i < w->n_listens; i++)
+                if (w->listens[i].src == s)
+                        proxy = w->listens[i].proxy;
 
         for (int i = 0; i < ACCEPT_BURST; i++) {
                 struct sockaddr_storage ss;
@@ -523,6 +583,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                         continue;
                 }
                 c->w = w;
+                c->proxy_pending = proxy;
                 exporter_key_from_sockaddr(&ss, &c->peer, &c->port);
                 (void) sockaddr_format((struct sockaddr *) &ss, c->name, sizeof(c->name));
                 r = sd_event_add_io(w->event, &c->io, cfd, EPOLLIN, on_conn_readable, c);
@@ -752,9 +813,15 @@ void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid) {
         (void) !write(w->inbox_fd, &one, sizeof(one));
 }
 
+/* Held data is retried on every tick too, not only on change notifications: a fetch that
+ * could not be sent (Redis down) or an event missed during a reconnect is made good here
+ * (the store rate-limits its fetches per template). */
 static void visit_expire(Worker *w, Decoder *d, void *userdata) {
+        if (!decoder_has_held(d))
+                return;
+        decoder_expire_held(d, *(const uint64_t *) userdata);
         if (decoder_has_held(d))
-                decoder_expire_held(d, *(const uint64_t *) userdata);
+                (void) decoder_retry_held(d);
 }
 
 static int on_hold_tick(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -964,7 +1031,7 @@ fail:
         return r;
 }
 
-int worker_add_listener(Worker *w, ListenerTransport transport, int fd) {
+int worker_add_listener(Worker *w, ListenerTransport transport, bool proxy, int fd) {
         Listen *l;
         int r;
 
@@ -981,6 +1048,7 @@ int worker_add_listener(Worker *w, ListenerTransport transport, int fd) {
         }
         l->fd = fd;
         l->transport = transport;
+        l->proxy = proxy;
         w->n_listens++;
         return 0;
 }

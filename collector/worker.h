@@ -46,8 +46,9 @@ typedef struct ExporterSnapshot {
 int worker_new(Worker **ret, unsigned index, WorkerShared *shared);
 Worker *worker_free(Worker *w);
 
-/* @fd is consumed (closed by the worker). Return: 0 or -errno. */
-int worker_add_listener(Worker *w, ListenerTransport transport, int fd);
+/* @fd is consumed (closed by the worker); @proxy: connections must start with a PROXY
+ * protocol header. Return: 0 or -errno. */
+int worker_add_listener(Worker *w, ListenerTransport transport, bool proxy, int fd);
 
 /* Starts the thread. Return: 0 or -errno. */
 int worker_start(Worker *w);
