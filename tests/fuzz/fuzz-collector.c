@@ -52,7 +52,8 @@ static void on_udp_message(void *userdata, const uint8_t *msg, size_t len, uint6
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const ExporterKey key = { .addr = { [10] = 0xff, [11] = 0xff, 192, 0, 2, 1 },
                                          .family = 4 };
-        DecoderLimits lim = { .max_templates = 64, .max_unknown_elements = 64 };
+        DecoderLimits lim = { .max_templates = 64, .max_unknown_elements = 64, .hold_ms = 60000,
+                              .hold_max_bytes = 8192 };
         static uint8_t nf9[NETFLOW9_MAX_OUTPUT];
         /* The context (libfixbuf's information model is costly to build) lives across
          * inputs and is renewed every 256 so the unknown-element cap does not saturate.
@@ -112,6 +113,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         off += dlen;
                 }
         }
+        /* Held data: retry (templates may have come on another ODID's session through the
+         * store), then expire the rest. */
+        for (size_t i = 0; i < 4; i++)
+                if (decs[i] && decoder_has_held(decs[i])) {
+                        (void) decoder_retry_held(decs[i]);
+                        (void) decoder_refresh_template(decs[i], 256);
+                        decoder_expire_held(decs[i], UINT64_MAX);
+                }
         for (size_t i = 0; i < 4; i++)
                 decoder_free(decs[i]);
         return 0;
