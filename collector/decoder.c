@@ -752,16 +752,19 @@ static int withdraw(Decoder *d, uint16_t tid, int *produced) {
         return 0;
 }
 
+/* "All templates" (or all options templates) withdrawn. The session drops those of that
+ * kind; the shared store drops every template of the exporter, because it cannot tell
+ * kinds apart and an exporter withdraws everything when it restarts: other sessions then
+ * lose theirs through decoder_refresh_all() and re-learn from the next template set. */
 static void withdraw_all(Decoder *d, bool options, int *produced) {
         *produced += flush_scratch(d);
         for (long i = (long) d->n_tmpls - 1; i >= 0; i--)
                 if ((d->tmpls[i]->scope_count > 0) == options) {
-                        if (d->ctx->store)
-                                (void) d->ctx->store->ops->withdraw(d->ctx->store, &d->key,
-                                                                    d->tmpls[i]->id);
                         tmpl_remove_at(d, i);
                         d->ctx->c->templates_withdrawn++;
                 }
+        if (d->ctx->store)
+                (void) d->ctx->store->ops->withdraw(d->ctx->store, &d->key, 0);
 }
 
 static void template_set(Decoder *d, const uint8_t *p, size_t len, bool options, int *produced) {
@@ -1029,4 +1032,29 @@ int decoder_refresh_template(Decoder *d, uint16_t tid) {
                 return r;
         ctx->c->templates_from_store++;
         return d->held ? decoder_retry_held(d) : 0;
+}
+
+int decoder_refresh_all(Decoder *d) {
+        uint16_t ids[64];
+        int produced = 0;
+
+        /* In chunks: refreshing may remove entries from the table being walked. */
+        for (uint32_t start = 0;;) {
+                uint32_t n = 0;
+                for (uint32_t i = start; i < d->n_tmpls && n < ELEMENTSOF(ids); i++)
+                        ids[n++] = d->tmpls[i]->id;
+                if (n == 0)
+                        break;
+                for (uint32_t i = 0; i < n; i++) {
+                        int r = decoder_refresh_template(d, ids[i]);
+                        if (r > 0)
+                                produced += r;
+                }
+                /* continue after the last id handled (the table is sorted by id) */
+                long next = tmpl_index(d, ids[n - 1]);
+                start = next >= 0 ? (uint32_t) next + 1 : (uint32_t) (-next - 1);
+        }
+        if (d->held)
+                produced += decoder_retry_held(d);
+        return produced;
 }

@@ -97,5 +97,9 @@ bool decoder_has_held(const Decoder *d);
  */
 int decoder_refresh_template(Decoder *d, uint16_t tid);
 
+/* decoder_refresh_template() for every template of the session (after a withdraw-all
+ * elsewhere), then a retry of held data. Return: records produced. */
+int decoder_refresh_all(Decoder *d);
+
 const DecoderStats *decoder_get_stats(const Decoder *d);
 const ExporterKey *decoder_get_key(const Decoder *d);

@@ -759,8 +759,8 @@ static void visit_change(Worker *w, Decoder *d, void *userdata) {
                 return;
         if (ch->tid != 0)
                 (void) decoder_refresh_template(d, ch->tid);
-        else if (decoder_has_held(d))
-                (void) decoder_retry_held(d);
+        else
+                (void) decoder_refresh_all(d);
 }
 
 static void visit_retry(Worker *w, Decoder *d, void *userdata) {

@@ -61,7 +61,7 @@ void worker_stop(Worker *w);
 void worker_join(Worker *w);
 
 /* Queues a template change (from the store, any thread) for the worker's decoders of that
- * exporter: they refresh the template and retry held data. tid 0: retry held data only. */
+ * exporter: they refresh the template and retry held data. tid 0: all of its templates. */
 void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid);
 
 /**

@@ -588,6 +588,24 @@ static void test_refresh_newest_definition_wins(void **state) {
         assert_int_equal(decoder_feed(other, m->b, msg_end(m), 0), 0);
         assert_int_equal(decoder_refresh_template(f->dec, 256), 0);
         assert_int_equal(decoder_get_stats(f->dec)->templates, 0);
+        /* withdraw-all elsewhere: refresh_all drops every template the store lost */
+        msg_begin(m, 10, 1700000000, 7);
+        add_tmpl256(m);
+        msg_set_begin(m, 2);
+        msg_u16(m, 257);
+        msg_u16(m, 1);
+        msg_field(m, 1, 8, 0);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(f->dec, m->b, msg_end(m), 0), 0);
+        assert_int_equal(decoder_get_stats(f->dec)->templates, 2);
+        msg_begin(m, 10, 1700000000, 7);
+        msg_set_begin(m, 2);
+        msg_u16(m, 2);
+        msg_u16(m, 0);
+        msg_set_end(m);
+        assert_int_equal(decoder_feed(other, m->b, msg_end(m), 0), 0);
+        assert_int_equal(decoder_refresh_all(f->dec), 0);
+        assert_int_equal(decoder_get_stats(f->dec)->templates, 0);
         decoder_free(other);
 }
 
