@@ -29,23 +29,10 @@ typedef struct MemStore {
         Entry *buckets[N_BUCKETS];
 } MemStore;
 
-static uint32_t key_hash(const ExporterKey *k, uint16_t tid) {
-        uint64_t h = 1469598103934665603ull;
-        for (size_t i = 0; i < 16; i++)
-                h = (h ^ k->addr[i]) * 1099511628211ull;
-        h = (h ^ k->odid) * 1099511628211ull;
-        h = (h ^ tid) * 1099511628211ull;
-        return (uint32_t) (h ^ (h >> 32));
-}
-
-static bool key_eq(const ExporterKey *a, const ExporterKey *b) {
-        return a->family == b->family && a->odid == b->odid && memcmp(a->addr, b->addr, 16) == 0;
-}
-
 static Entry **find(MemStore *m, const ExporterKey *k, uint16_t tid) {
-        Entry **e = &m->buckets[key_hash(k, tid) % N_BUCKETS];
+        Entry **e = &m->buckets[exporter_key_hash(k, tid) % N_BUCKETS];
         for (; *e; e = &(*e)->next)
-                if ((*e)->tmpl->id == tid && key_eq(&(*e)->key, k))
+                if ((*e)->tmpl->id == tid && exporter_key_equal(&(*e)->key, k))
                         return e;
         return e;
 }
@@ -131,7 +118,7 @@ static int mem_withdraw(TmplStore *s, const ExporterKey *k, uint16_t tid) {
                 for (size_t b = 0; b < N_BUCKETS; b++) {
                         Entry **e = &m->buckets[b];
                         while (*e) {
-                                if (key_eq(&(*e)->key, k)) {
+                                if (exporter_key_equal(&(*e)->key, k)) {
                                         Entry *dead = *e;
                                         *e = dead->next;
                                         entry_free(dead);

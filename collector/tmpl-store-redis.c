@@ -88,19 +88,6 @@ typedef struct RedisStore {
         RedisStoreStats stats;
 } RedisStore;
 
-static uint32_t key_hash(const ExporterKey *k, uint16_t tid) {
-        uint64_t h = 1469598103934665603ull;
-        for (size_t i = 0; i < 16; i++)
-                h = (h ^ k->addr[i]) * 1099511628211ull;
-        h = (h ^ k->odid) * 1099511628211ull;
-        h = (h ^ tid) * 1099511628211ull;
-        return (uint32_t) (h ^ (h >> 31));
-}
-
-static bool key_eq(const ExporterKey *a, const ExporterKey *b) {
-        return a->family == b->family && a->odid == b->odid && memcmp(a->addr, b->addr, 16) == 0;
-}
-
 static void redis_key(const RedisStore *rs, const ExporterKey *k, char *buf, size_t len) {
         char a[INET6_ADDRSTRLEN];
         (void) snprintf(buf, len, "%stmpl:{%s}:%u", rs->prefix,
@@ -120,7 +107,7 @@ static void enqueue_locked(RedisStore *rs, Op *op) {
         if (op->kind != OP_FETCH) {
                 for (Op **p = &rs->head; *p; p = &(*p)->next)
                         if ((*p)->kind != OP_FETCH && (*p)->tid == op->tid &&
-                            key_eq(&(*p)->key, &op->key)) {
+                            exporter_key_equal(&(*p)->key, &op->key)) {
                                 Op *old = *p;
                                 op->next = old->next;
                                 *p = op;
@@ -172,12 +159,12 @@ static Op *op_new(RedisStore *rs, OpKind kind, const ExporterKey *k, uint16_t ti
 
 /* A miss asks Redis at most once a second per template. */
 static bool fetch_due_locked(RedisStore *rs, const ExporterKey *k, uint16_t tid) {
-        uint32_t b = key_hash(k, tid) % FETCH_BUCKETS;
+        uint32_t b = exporter_key_hash(k, tid) % FETCH_BUCKETS;
         uint64_t now = now_usec();
         Fetched *f;
 
         for (f = rs->fetched[b]; f; f = f->next)
-                if (f->tid == tid && key_eq(&f->key, k)) {
+                if (f->tid == tid && exporter_key_equal(&f->key, k)) {
                         if (now - f->at_usec < FETCH_RETRY_USEC)
                                 return false;
                         f->at_usec = now;
@@ -277,7 +264,7 @@ static void requeue(RedisStore *rs, Op *op) {
         /* a newer write of the same template wins over this retry */
         bool newer = false;
         for (Op *q = rs->head; q; q = q->next)
-                if (q->kind != OP_FETCH && q->tid == op->tid && key_eq(&q->key, &op->key))
+                if (q->kind != OP_FETCH && q->tid == op->tid && exporter_key_equal(&q->key, &op->key))
                         newer = true;
         if (newer) {
                 rs->n_writes--;

@@ -11,7 +11,10 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ipfix.h"
 
@@ -20,6 +23,20 @@ typedef struct ExporterKey {
         uint8_t family;         /* 4 or 6 */
         uint32_t odid;
 } ExporterKey;
+
+/* FNV-1a over the exporter key and @extra (a template id, a port...), for hash tables. */
+static inline uint32_t exporter_key_hash(const ExporterKey *k, uint16_t extra) {
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < 16; i++)
+                h = (h ^ k->addr[i]) * 1099511628211ull;
+        h = (h ^ k->odid) * 1099511628211ull;
+        h = (h ^ extra) * 1099511628211ull;
+        return (uint32_t) (h ^ (h >> 31));
+}
+
+static inline bool exporter_key_equal(const ExporterKey *a, const ExporterKey *b) {
+        return a->family == b->family && a->odid == b->odid && memcmp(a->addr, b->addr, 16) == 0;
+}
 
 typedef struct TmplStore TmplStore;
 

@@ -216,28 +216,15 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* ---- TCP connections ------------------------------------------------------------------- */
 
-static uint32_t key_hash(const ExporterKey *k, uint16_t extra) {
-        uint64_t h = 1469598103934665603ull;
-        for (size_t i = 0; i < 16; i++)
-                h = (h ^ k->addr[i]) * 1099511628211ull;
-        h = (h ^ extra) * 1099511628211ull;
-        h = (h ^ k->odid) * 1099511628211ull;
-        return (uint32_t) (h ^ (h >> 29));
-}
-
-static bool key_eq(const ExporterKey *a, const ExporterKey *b) {
-        return a->odid == b->odid && a->family == b->family && memcmp(a->addr, b->addr, 16) == 0;
-}
-
 /* Adds a finished session's counters to its exporter's totals. */
 static void retire(Worker *w, const Decoder *d, bool tcp) {
         const ExporterKey *k = decoder_get_key(d);
         const DecoderStats *st = decoder_get_stats(d);
-        uint32_t b = key_hash(k, tcp) % RETIRED_BUCKETS;
+        uint32_t b = exporter_key_hash(k, tcp) % RETIRED_BUCKETS;
         Retired *r;
 
         for (r = w->retired[b]; r; r = r->next)
-                if (r->tcp == tcp && key_eq(&r->key, k))
+                if (r->tcp == tcp && exporter_key_equal(&r->key, k))
                         break;
         if (!r) {
                 if (w->n_retired >= MAX_RETIRED || !(r = calloc(1, sizeof(*r)))) {
@@ -606,11 +593,11 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
 /* ---- UDP ------------------------------------------------------------------------------- */
 
 static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
-        uint32_t b = key_hash(k, port) % UDP_BUCKETS;
+        uint32_t b = exporter_key_hash(k, port) % UDP_BUCKETS;
         UdpSession *s;
 
         for (s = w->udp[b]; s; s = s->next)
-                if (s->port == port && key_eq(&s->key, k)) {
+                if (s->port == port && exporter_key_equal(&s->key, k)) {
                         s->last_usec = now_usec();
                         return s->dec;
                 }
@@ -755,7 +742,7 @@ static void visit_change(Worker *w, Decoder *d, void *userdata) {
         const Change *ch = userdata;
         const ExporterKey *k = decoder_get_key(d);
 
-        if (!key_eq(k, &ch->key))
+        if (!exporter_key_equal(k, &ch->key))
                 return;
         if (ch->tid != 0)
                 (void) decoder_refresh_template(d, ch->tid);
