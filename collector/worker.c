@@ -121,6 +121,7 @@ struct Worker {
         uint64_t seq;
         bool cur_tcp;
         bool draining;
+        uint64_t drain_deadline_usec;   /* shutdown_timeout_ms after the stop request */
         uint8_t *rbuf;
         size_t rbuf_cap;
         Conn *conns, *paused;
@@ -158,6 +159,12 @@ static bool output_blocked(const Worker *w) {
 
 /* ---- output ---------------------------------------------------------------------------- */
 
+/* What is left of shutdown_timeout_ms since the stop request (one budget for all waits). */
+static int drain_ms_left(const Worker *w) {
+        uint64_t now = now_usec();
+        return now >= w->drain_deadline_usec ? 0 : (int) ((w->drain_deadline_usec - now) / 1000u);
+}
+
 static void emit_batch(Worker *w) {
         uint32_t n = w->batch_n;
         size_t len;
@@ -171,7 +178,7 @@ static void emit_batch(Worker *w) {
             ev_zmq_sender_pending(w->out) + 1 >= ev_zmq_sender_max_pending(w->out))
                 /* Shutting down: the loop is over, waiting here delays nothing else. */
                 (void) ev_zmq_sender_wait(w->out, ev_zmq_sender_max_pending(w->out) / 2,
-                                          (int) w->cfg->shutdown_timeout_ms);
+                                          drain_ms_left(w));
         r = ev_zmq_sender_send(w->out, TAKE_PTR(w->batch), len);
         if (r < 0) {
                 w->c.drop_output_records += n;
@@ -861,6 +868,7 @@ static int on_publish(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void drain(Worker *w) {
         w->draining = true;
+        w->drain_deadline_usec = now_usec() + (uint64_t) w->cfg->shutdown_timeout_ms * 1000u;
         /* Stop accepting; take what the kernel already queued for us. */
         for (size_t i = 0; i < w->n_listens; i++) {
                 Listen *l = &w->listens[i];
@@ -923,7 +931,8 @@ static void *worker_main(void *userdata) {
         r = sd_event_loop(w->event);
         if (r < 0)
                 log_error_errno(r, "Worker %u event loop failed: %m", w->index);
-        left = ev_zmq_sender_drain(w->out, (int) w->cfg->shutdown_timeout_ms);
+        left = ev_zmq_sender_drain(w->out, w->draining ? drain_ms_left(w)
+                                                       : (int) w->cfg->shutdown_timeout_ms);
         w->c.drop_shutdown_batches += left;
         if (left > 0)
                 log_warning("Worker %u: %zu batches not handed over within %" PRId64 " ms",
