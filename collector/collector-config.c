@@ -21,7 +21,9 @@
         { #n, CONFIG_STRING, offsetof(CollectorConfig, n), 0, 0, 0, def, rel, h }
 
 const ConfigKey collector_config_keys[] = {
-        K_INT(collector_id, 0, UINT32_MAX, 0, false, "id carried in every batch header"),
+        K_INT(collector_id, 0, UINT32_MAX, 0, false,
+              "id in every batch header and, with Redis, this replica's id in change events: "
+              "distinct per replica (0: random)"),
         K_STR(log_level, "info", true, "debug, info, notice, warning or error"),
         K_INT(workers, 1, 64, 2, false, "worker threads, each with its own sockets and loop"),
         K_STR(output, "ipc:///tmp/ipfixd-flows.sock", false,

@@ -123,6 +123,7 @@ void collector_render_metrics(Collector *c, MetricsBuf *b) {
                 STORE_COUNTER(disconnects, "Redis connections lost")
                 STORE_COUNTER(writes, "Template changes written to Redis")
                 STORE_COUNTER(writes_dropped, "Template writes dropped: queue full while down")
+                STORE_COUNTER(writes_failed, "Template writes Redis answered with an error")
                 STORE_COUNTER(fetches, "Template lookups sent to Redis on a cache miss")
                 STORE_COUNTER(fetch_hits, "Lookups Redis answered with a template")
                 STORE_COUNTER(fetch_misses, "Lookups for templates Redis does not have")
@@ -300,6 +301,17 @@ int collector_new(Collector **ret, CollectorConfig *cfg, const char *config_path
         Collector *c;
         int r;
 
+        /* Block the signals the main loop handles before any thread exists (the store's,
+         * ZeroMQ's, the workers'), so only the main loop ever receives them. */
+        {
+                sigset_t mask;
+                sigemptyset(&mask);
+                sigaddset(&mask, SIGHUP);
+                sigaddset(&mask, SIGTERM);
+                sigaddset(&mask, SIGINT);
+                if (pthread_sigmask(SIG_BLOCK, &mask, NULL) != 0)
+                        return log_error_errno(-EINVAL, "Failed to block signals");
+        }
         c = calloc(1, sizeof(*c));
         if (!c)
                 return log_error_errno(-ENOMEM, "Out of memory");

@@ -13,9 +13,11 @@
 #include "macro.h"
 
 static void help(void) {
-        printf("Usage: ipfixd-collector [--config FILE] [--listen tcp|udp://ADDR:PORT]... \n"
+        printf("Usage: ipfixd-collector [--config FILE] [--listen URL]... \n"
                "                        [--set KEY=VALUE]... [--help-config]\n"
                "Receives IPFIX (TCP, UDP) and NetFlow v9 (UDP), pushes flow batches over ZeroMQ.\n"
+               "URL: tcp://ADDR:PORT, udp://ADDR:PORT, or tcp+proxy://ADDR:PORT (a PROXY v1/v2\n"
+               "header required first); IPv6 as [ADDR].\n"
                "Precedence: defaults < FILE < IPFIXD_COLLECTOR_<KEY> < --set/--listen.\n");
 }
 
@@ -31,8 +33,8 @@ static void help_config(void) {
                                k->def_str ? k->def_str : "(unset)",
                                k->reloadable ? " (reload)" : "", k->help);
         }
-        printf("%-24s array  of {transport, address, port}, default [{\"tcp\",\"::\",4739}]\n",
-               "listeners");
+        printf("%-24s array  of {transport, address, port, proxy_protocol}, default "
+               "[{\"tcp\",\"::\",4739,false}]\n", "listeners");
 }
 
 int main(int argc, char *argv[]) {
@@ -85,8 +87,9 @@ int main(int argc, char *argv[]) {
         for (size_t i = 0; r >= 0 && i < n_listens; i++) {
                 r = listener_config_from_url(listens[i], &cfg.listeners[i]);
                 if (r < 0)
-                        err = config_errorf("--listen %s: expected tcp://ADDR:PORT or "
-                                            "udp://ADDR:PORT with a numeric address", listens[i]);
+                        err = config_errorf("--listen %s: expected tcp://, udp:// or "
+                                            "tcp+proxy://ADDR:PORT with a numeric address",
+                                            listens[i]);
                 cfg.n_listeners = i + 1;
         }
         if (r >= 0 && (n_sets > 0 || n_listens > 0))

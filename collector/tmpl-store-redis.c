@@ -298,6 +298,20 @@ static void on_write_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         free(op);
 }
 
+/* Replies of HSET/HDEL/DEL/EXPIRE: an error (e.g. Redis out of memory) is counted. */
+static void on_store_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+        RedisStore *rs = privdata;
+        redisReply *rp = reply;
+
+        if (rp && rp->type == REDIS_REPLY_ERROR) {
+                pthread_mutex_lock(&rs->lock);
+                rs->stats.writes_failed++;
+                pthread_mutex_unlock(&rs->lock);
+                log_ratelimited(LOG_WARNING, "redis-write", "Template store: Redis refused a "
+                                "write: %s", rp->str);
+        }
+}
+
 static void apply_remote(RedisStore *rs, OpKind kind, const ExporterKey *k, uint16_t tid,
                          const uint8_t *value, size_t vlen, bool from_fetch) {
         IpfixTemplate *t = NULL;
@@ -359,12 +373,12 @@ static int send_op(RedisStore *rs, Op *op) {
                 }
                 return r;
         case OP_PUT:
-                r = ev_redis_command(rs->cmd, NULL, NULL, "HSET %s %s %b", key, field, op->value,
-                                     (size_t) op->vlen);
+                r = ev_redis_command(rs->cmd, on_store_reply, rs, "HSET %s %s %b", key, field,
+                                     op->value, (size_t) op->vlen);
                 break;
         case OP_DEL:
-                r = op->tid ? ev_redis_command(rs->cmd, NULL, NULL, "HDEL %s %s", key, field)
-                            : ev_redis_command(rs->cmd, NULL, NULL, "DEL %s", key);
+                r = op->tid ? ev_redis_command(rs->cmd, on_store_reply, rs, "HDEL %s %s", key, field)
+                            : ev_redis_command(rs->cmd, on_store_reply, rs, "DEL %s", key);
                 break;
         default:
                 return -EINVAL;
@@ -372,7 +386,8 @@ static int send_op(RedisStore *rs, Op *op) {
         if (r < 0)
                 return r;
         if (op->kind == OP_PUT && rs->cfg.ttl_s > 0)
-                (void) ev_redis_command(rs->cmd, NULL, NULL, "EXPIRE %s %u", key, rs->cfg.ttl_s);
+                (void) ev_redis_command(rs->cmd, on_store_reply, rs, "EXPIRE %s %u", key,
+                                        rs->cfg.ttl_s);
         event_payload(rs, op, payload);
         /* The PUBLISH reply closes the write: HSET went before it on the same connection. */
         return ev_redis_command(rs->cmd, on_write_reply, op, "PUBLISH %s %b", rs->channel,
@@ -385,9 +400,25 @@ static void process_queue(RedisStore *rs) {
                 bool connected = ev_redis_is_connected(rs->cmd);
 
                 pthread_mutex_lock(&rs->lock);
+                if (!connected) {
+                        /* Writes wait for the connection; fetches cannot, and are dropped
+                         * (the hold tick asks again once a second while data is held). */
+                        for (Op **p = &rs->head; *p;) {
+                                Op *f = *p;
+                                if (f->kind != OP_FETCH) {
+                                        p = &f->next;
+                                        continue;
+                                }
+                                *p = f->next;
+                                if (rs->tail == &f->next)
+                                        rs->tail = p;
+                                rs->stats.fetch_skipped++;
+                                free(f);
+                        }
+                        pthread_mutex_unlock(&rs->lock);
+                        return;
+                }
                 op = rs->head;
-                if (op && !connected && op->kind != OP_FETCH)
-                        op = NULL;      /* writes wait for the connection */
                 if (op) {
                         rs->head = op->next;
                         if (rs->tail == &op->next)
@@ -399,13 +430,6 @@ static void process_queue(RedisStore *rs) {
                 pthread_mutex_unlock(&rs->lock);
                 if (!op)
                         return;
-                if (!connected) {       /* a fetch while Redis is down: held data will expire */
-                        pthread_mutex_lock(&rs->lock);
-                        rs->stats.fetch_skipped++;
-                        pthread_mutex_unlock(&rs->lock);
-                        free(op);
-                        continue;
-                }
                 if (send_op(rs, op) == -ENOTCONN) {
                         requeue(rs, op);
                         return;
@@ -466,9 +490,6 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata) {
             strcmp(rp->element[0]->str, "message") != 0)
                 return;         /* subscribe confirmations, or the connection went away */
         payload = rp->element[2];
-        pthread_mutex_lock(&rs->lock);
-        rs->stats.events_received++;
-        pthread_mutex_unlock(&rs->lock);
         p = (const uint8_t *) payload->str;
         if (payload->type != REDIS_REPLY_STRING || payload->len < EVENT_HEADER ||
             wire_read_u32(p) != EVENT_MAGIC || p[4] != EVENT_VERSION ||
@@ -482,6 +503,9 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata) {
         replica = wire_read_u32(p + 6);
         if (replica == rs->cfg.replica_id)
                 return;         /* our own change, already in the cache */
+        pthread_mutex_lock(&rs->lock);
+        rs->stats.events_received++;
+        pthread_mutex_unlock(&rs->lock);
         k.family = p[10];
         memcpy(k.addr, p + 11, 16);
         k.odid = wire_read_u32(p + 27);

@@ -27,7 +27,8 @@ typedef struct RedisStoreConfig {
         unsigned db;
         const char *prefix;             /* key prefix, e.g. "ipfixd:" */
         uint32_t ttl_s;                 /* EXPIRE on every write; 0: templates never expire */
-        uint32_t replica_id;            /* published with changes; our own are ignored */
+        uint32_t replica_id;            /* published with changes; our own are ignored: every
+                                         * replica needs a distinct one */
         size_t max_queued;              /* writes kept while Redis is down */
         size_t max_cache;               /* templates in the local cache */
 } RedisStoreConfig;
@@ -35,7 +36,7 @@ typedef struct RedisStoreConfig {
 typedef struct RedisStoreStats {
         uint64_t connected;             /* 1 while the command connection is up */
         uint64_t connects, disconnects;
-        uint64_t writes, writes_queued, writes_dropped;
+        uint64_t writes, writes_queued, writes_dropped, writes_failed;
         uint64_t fetches, fetch_hits, fetch_misses, fetch_skipped;
         uint64_t events_received, events_applied, events_bad;
 } RedisStoreStats;

@@ -40,7 +40,13 @@ replica() {
         for _ in $(seq 100); do grep -q "connected to Redis" "$T/$name.log" 2>/dev/null && break; sleep 0.05; done
         eval "PORT_$name=$p PID_$name=$pid"
 }
-stop_replica() { kill -TERM "$(eval echo "\$PID_$1")" 2>/dev/null; wait "$(eval echo "\$PID_$1")" 2>/dev/null; }
+stop_replica() { # NAME: SIGTERM must drain and exit 0, as with the in-process store
+        local pid rc=0
+        pid=$(eval echo "\$PID_$1")
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" || rc=$?
+        check_eq "$1 exits 0 on SIGTERM" "$rc" 0
+}
 sum_eq() { # label expected_records expected_octets tap_summary
         check_eq "$1 records" "$(json_get "$4" records)" "$2"
         check_eq "$1 octets" "$(json_get "$4" octets)" "$3"
@@ -64,6 +70,8 @@ sum_eq "A->B" $(( $(json_get "$G" records) + $(json_get "$U" records) )) \
 check_ge "B learned the templates through Redis (events or fetches)" \
         $(( $(metric B ipfixd_collector_store_events_applied_total) + $(metric B ipfixd_collector_store_fetch_hits_total) )) 2
 check_eq "B nothing expired" "$(metric B ipfixd_collector_held_expired_sets_total)" 0
+stop_replica A
+stop_replica B
 check_eq "Redis holds the exporter's template" \
         "$(redis-cli -s "$REDIS_SOCK" hexists 'ipfixd:tmpl:{127.0.0.11}:1' 256)" 1
 
@@ -85,6 +93,9 @@ tap_wait redef
 sum_eq "redefinition" $(( $(json_get "$G1" records) + $(json_get "$G2" records) )) \
         $(( $(json_get "$G1" octets) + $(json_get "$G2" octets) )) "$S"
 check_ge "D applied the change event" "$(metric D ipfixd_collector_store_events_applied_total)" 1
+kill -HUP "$PID_C"
+sleep 0.3
+if kill -0 "$PID_C" 2>/dev/null; then ok "C survives SIGHUP (reload)"; else fail "C died on SIGHUP"; fi
 stop_replica C
 stop_replica D
 
@@ -209,6 +220,7 @@ E=$(cat "$T/soak.json")
 sum_eq "soak" "$(json_get "$E" records)" "$(json_get "$E" octets)" "$S"
 for r in R1 R2 R3; do
         check_eq "soak $r: nothing expired" "$(metric $r ipfixd_collector_held_expired_sets_total)" 0
+        stop_replica $r
 done
 
 finish
