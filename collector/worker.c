@@ -49,6 +49,7 @@
 #define PUBLISH_USEC (1000u * 1000u)
 #define SWEEP_USEC (10u * 1000u * 1000u)
 #define HOLD_TICK_USEC (250u * 1000u)
+#define PROXY_TIMEOUT_USEC (5u * 1000u * 1000u)
 #define INBOX_MAX 4096u
 
 typedef struct Change {
@@ -68,6 +69,7 @@ struct Conn {
         size_t stash_len;
         bool paused;
         bool proxy_pending;     /* a PROXY header must come first */
+        uint64_t accepted_usec;
         Decoder **decs;
         size_t n_decs;
         Conn *prev, *next;              /* all connections */
@@ -578,6 +580,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                 }
                 c->w = w;
                 c->proxy_pending = proxy;
+                c->accepted_usec = now_usec();
                 exporter_key_from_sockaddr(&ss, &c->peer, &c->port);
                 (void) sockaddr_format((struct sockaddr *) &ss, c->name, sizeof(c->name));
                 r = sd_event_add_io(w->event, &c->io, cfd, EPOLLIN, on_conn_readable, c);
@@ -821,6 +824,19 @@ static void visit_expire(Worker *w, Decoder *d, void *userdata) {
 static int on_hold_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Worker *w = userdata;
         uint64_t now = now_usec();
+
+        /* A PROXY header is sent at once by load balancers: a peer that has not completed
+         * it within PROXY_TIMEOUT_USEC only holds a connection slot, and is dropped. */
+        for (Conn *c = w->conns, *next; c; c = next) {
+                next = c->next;
+                if (c->proxy_pending && now - c->accepted_usec > PROXY_TIMEOUT_USEC) {
+                        w->c.tcp_proxy_rejected++;
+                        log_ratelimited(LOG_WARNING, "proxy-timeout",
+                                        "No complete PROXY header within %u s, closing peer=%s",
+                                        (unsigned) (PROXY_TIMEOUT_USEC / 1000000u), c->name);
+                        conn_free(c);
+                }
+        }
 
         for_each_decoder(w, visit_expire, &now);
         (void) sd_event_source_set_time_relative(s, HOLD_TICK_USEC);

@@ -148,14 +148,14 @@ stop_replica G
 stop_replica H
 
 echo "# PROXY protocol v1/v2: identity from the header; a required header is enforced"
-start_tap proxy --idle 2 --timeout 30 --json
+start_tap proxy --idle 9 --timeout 30 --json
 P=$(free_port)
 "$IPFIXD_COLLECTOR" --listen "tcp+proxy://127.0.0.1:$P" --set "output=ipc://$T/proxy.sock" \
         --set "metrics_file=$T/proxy.prom" --set stats_interval_s=1 2> "$T/proxy.log" &
 PX=$!
 PIDS+=($PX)
 for _ in $(seq 100); do grep -q "Collector ready" "$T/proxy.log" 2>/dev/null && break; sleep 0.05; done
-python3 - "$P" <<'PY'
+python3 - "$P" > "$T/proxy.py.out" <<'PY'
 import socket, struct, sys, time
 port = int(sys.argv[1])
 def message(odid, n):
@@ -173,12 +173,21 @@ sig = b"\r\n\r\n\x00\r\nQUIT\n"
 addrs = socket.inet_pton(socket.AF_INET6, "2001:db8::77") + socket.inet_pton(socket.AF_INET6, "2001:db8::1") + struct.pack(">HH", 40001, 4739)
 send(sig + bytes([0x21, 0x21]) + struct.pack(">H", len(addrs)) + addrs, message(6, 4))
 send(b"", message(7, 5))                        # no header: must be rejected
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"PROXY TCP4 192.0.2.9")             # half a header, then silence
+time.sleep(6.5)                                 # the collector gives up after 5 s
+try:
+    closed = s.recv(1) == b""
+except ConnectionResetError:
+    closed = True
+print("stalled-proxy-closed" if closed else "stalled-proxy-open")
 PY
 tap_wait proxy
 check_eq "proxy: records from the two valid connections" "$(json_get "$S" records)" 7
 check_eq "proxy: v1 identity" "$(grep -c '"exporter":"192.0.2.77","odid":5' "$T/proxy.tap")" 3
 check_eq "proxy: v2 identity" "$(grep -c '"exporter":"2001:db8::77","odid":6' "$T/proxy.tap")" 4
-check_eq "proxy: connection without a header rejected" "$(wait_metric proxy ipfixd_collector_tcp_proxy_rejected_total 1)" 1
+check_eq "proxy: connections without a (complete) header rejected" "$(wait_metric proxy ipfixd_collector_tcp_proxy_rejected_total 2)" 2
+check_eq "proxy: a stalled header is closed after 5 s" "$(cat "$T/proxy.py.out")" "stalled-proxy-closed"
 kill -TERM "$PX"; wait "$PX" 2>/dev/null
 
 echo "# Soak: 3 replicas, 12 exporters, random reconnects to random replicas"
