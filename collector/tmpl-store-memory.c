@@ -169,6 +169,35 @@ int tmpl_store_new_memory(TmplStore **ret, size_t max_templates) {
         return 0;
 }
 
+int tmpl_store_memory_foreach(TmplStore *s, void (*fn)(void *userdata, const ExporterKey *k,
+                                                       uint16_t tid), void *userdata) {
+        MemStore *m = (MemStore *) s;
+        ExporterKey *keys;
+        uint16_t *tids;
+        size_t n = 0;
+
+        pthread_mutex_lock(&m->lock);
+        keys = malloc(MAX(m->n, 1) * sizeof(*keys));
+        tids = malloc(MAX(m->n, 1) * sizeof(*tids));
+        if (keys && tids)
+                for (size_t b = 0; b < N_BUCKETS; b++)
+                        for (Entry *e = m->buckets[b]; e; e = e->next) {
+                                keys[n] = e->key;
+                                tids[n++] = e->tmpl->id;
+                        }
+        pthread_mutex_unlock(&m->lock);
+        if (!keys || !tids) {
+                free(keys);
+                free(tids);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                fn(userdata, &keys[i], tids[i]);
+        free(keys);
+        free(tids);
+        return (int) n;
+}
+
 const char *exporter_key_format(const ExporterKey *k, char *buf, size_t len) {
         char a[64];
         (void) snprintf(buf, len, "%s/%u", flow_addr_format(k->addr, k->family, a, sizeof(a)),

@@ -79,6 +79,7 @@ typedef struct RedisStore {
         sd_event_source *wake_src, *stop_src;
         EvRedis *cmd, *sub;
         bool degraded_logged;
+        bool subscribed_before;
 
         pthread_mutex_t lock;           /* queue, fetch table, stats */
         Op *head, **tail;
@@ -348,10 +349,19 @@ static void on_fetch_reply(redisAsyncContext *ac, void *reply, void *privdata) {
                 pthread_mutex_unlock(&rs->lock);
                 apply_remote(rs, OP_PUT, &op->key, op->tid, (const uint8_t *) rp->str,
                              (size_t) rp->len, true);
-        } else if (rp) {
+        } else if (rp && rp->type == REDIS_REPLY_NIL) {
                 pthread_mutex_lock(&rs->lock);
                 rs->stats.fetch_misses++;
                 pthread_mutex_unlock(&rs->lock);
+                /* Not in Redis but in our cache (a resync after Redis lost its data): write
+                 * ours back, so the replicas refill an emptied Redis. A withdrawal made
+                 * elsewhere while we were away is undone this way; the exporter's next
+                 * template set corrects it. */
+                IpfixTemplate *t = NULL;
+                if (rs->cache->ops->lookup(rs->cache, &op->key, op->tid, &t) == 0) {
+                        queue_write(rs, OP_PUT, &op->key, op->tid, t);
+                        free(t);
+                }
         }
         free(op);
 }
@@ -449,6 +459,8 @@ static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         return sd_event_exit(rs->event, 0);
 }
 
+static void queue_resync(void *userdata, const ExporterKey *k, uint16_t tid);
+
 static void on_cmd_connected(void *userdata) {
         RedisStore *rs = userdata;
 
@@ -462,6 +474,9 @@ static void on_cmd_connected(void *userdata) {
         else
                 log_info("Template store: connected to Redis at %s", rs->address);
         rs->degraded_logged = false;
+        /* After an outage: re-read what we cache (and write back what Redis lost). */
+        if (rs->stats.connects > 1)
+                (void) tmpl_store_memory_foreach(rs->cache, queue_resync, rs);
         process_queue(rs);
 }
 
@@ -513,10 +528,30 @@ static void on_event(redisAsyncContext *ac, void *reply, void *privdata) {
                      (size_t) payload->len - EVENT_HEADER, false);
 }
 
+static void queue_resync(void *userdata, const ExporterKey *k, uint16_t tid) {
+        RedisStore *rs = userdata;
+        Op *op = op_new(rs, OP_FETCH, k, tid, NULL);
+
+        if (!op)
+                return;
+        pthread_mutex_lock(&rs->lock);
+        enqueue_locked(rs, op);
+        rs->stats.resyncs++;
+        pthread_mutex_unlock(&rs->lock);
+}
+
 static void on_sub_connected(void *userdata) {
         RedisStore *rs = userdata;
+
         if (ev_redis_command(rs->sub, on_event, rs, "SUBSCRIBE %s", rs->channel) < 0)
                 log_warning("Template store: cannot subscribe to %s, ignoring", rs->channel);
+        /* Events published while we were not subscribed are lost: re-read every cached
+         * template (changed ones are applied and notified; ones Redis lost are written
+         * back). The command connection does the same when it comes back. */
+        if (rs->subscribed_before && ev_redis_is_connected(rs->cmd) &&
+            tmpl_store_memory_foreach(rs->cache, queue_resync, rs) > 0)
+                wake(rs);
+        rs->subscribed_before = true;
 }
 
 static void on_sub_disconnected(void *userdata, int reason) {

@@ -78,6 +78,14 @@ static inline void tmpl_store_notify(TmplStore *s, const ExporterKey *k, uint16_
  */
 int tmpl_store_new_memory(TmplStore **ret, size_t max_templates);
 
+/**
+ * tmpl_store_memory_foreach() - calls @fn for every (exporter, template id) of an in-process
+ * store, on a snapshot taken under its lock (so @fn may use the store).
+ * Return: the number of entries visited, or -ENOMEM.
+ */
+int tmpl_store_memory_foreach(TmplStore *s, void (*fn)(void *userdata, const ExporterKey *k,
+                                                       uint16_t tid), void *userdata);
+
 static inline void tmpl_store_free(TmplStore *s) {
         if (s)
                 s->ops->free(s);
