@@ -139,9 +139,13 @@ check_eq "G reconnected" "$(wait_metric G ipfixd_collector_store_redis_connected
 check_eq "G replayed the queue" "$(metric G ipfixd_collector_store_writes_queued)" 0
 check_eq "the template learned during the outage is in Redis" \
         "$(redis-cli -s "$REDIS_SOCK" hexists 'ipfixd:tmpl:{127.0.0.17}:1' 256)" 1
+check_ge "H re-read its cache after reconnecting" "$(wait_metric H ipfixd_collector_store_resyncs_total 1)" 1
+for _ in $(seq 50); do
+        [ "$(redis-cli -s "$REDIS_SOCK" hexists 'ipfixd:tmpl:{127.0.0.16}:1' 256)" = 1 ] && break
+        sleep 0.1
+done
 check_eq "the restarted (empty) Redis was refilled from the replicas' caches" \
         "$(redis-cli -s "$REDIS_SOCK" hexists 'ipfixd:tmpl:{127.0.0.16}:1' 256)" 1
-check_ge "H re-read its cache after reconnecting" "$(metric H ipfixd_collector_store_resyncs_total)" 1
 "$IPFIXD_GEN" --template-mode none --bind 127.0.0.17 --records 3000 "127.0.0.1:$PORT_H" > "$T/o3.json"
 tap_wait outage
 sum_eq "through the outage" \
