@@ -132,6 +132,7 @@ void collector_render_metrics(Collector *c, MetricsBuf *b) {
                 STORE_COUNTER(events_applied, "Change events that changed the local cache")
                 STORE_COUNTER(events_bad, "Malformed change events or stored values")
                 STORE_COUNTER(resyncs, "Cached templates re-read from Redis after a resubscribe")
+                STORE_COUNTER(cache_full, "Templates from Redis not cached: store_max_templates reached")
 #undef STORE_COUNTER
         }
         metrics_header(b, "ipfixd_collector_tcp_connections", "gauge", "Open TCP connections");

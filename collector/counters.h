@@ -50,6 +50,7 @@
         X(drop_output_records, "Records dropped: the output queue refused a batch")            \
         X(drop_shutdown_batches, "Batches not handed over within shutdown_timeout_ms")        \
         X(tcp_truncated_close, "TCP connections closed in the middle of a message")            \
+        X(template_changes_dropped, "Store change notifications dropped: a worker's inbox was full (held data is still retried)") \
         X(exporters_untracked, "Ended sessions whose totals were not kept (exporter table full)") \
         X(batches_sent, "Flow batches handed to ZeroMQ")                                       \
         X(records_sent, "Flow records handed to ZeroMQ")

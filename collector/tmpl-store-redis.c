@@ -329,6 +329,12 @@ static void apply_remote(RedisStore *rs, OpKind kind, const ExporterKey *k, uint
                 free(t);
         } else
                 r = rs->cache->ops->withdraw(rs->cache, k, tid);
+        if (r < 0) {            /* local cache full (store_max_templates) */
+                pthread_mutex_lock(&rs->lock);
+                rs->stats.cache_full++;
+                pthread_mutex_unlock(&rs->lock);
+                return;
+        }
         if (r > 0 || from_fetch)
                 tmpl_store_notify(&rs->base, k, tid);
         if (r > 0 && !from_fetch) {

@@ -39,7 +39,8 @@ typedef struct RedisStoreStats {
         uint64_t writes, writes_queued, writes_dropped, writes_failed;
         uint64_t fetches, fetch_hits, fetch_misses, fetch_skipped;
         uint64_t events_received, events_applied, events_bad;
-        uint64_t resyncs;               /* cached templates re-read after a resubscribe */
+        uint64_t resyncs;
+        uint64_t cache_full;            /* remote templates not cached: cache full */               /* cached templates re-read after a resubscribe */
 } RedisStoreStats;
 
 /**

@@ -146,6 +146,7 @@ struct Worker {
         Change *inbox;
         size_t n_inbox;
         bool inbox_overflow;
+        atomic_uint_fast64_t inbox_dropped;     /* written by other threads */
         int inbox_fd;
         sd_event_source *inbox_src, *hold_timer;
 
@@ -292,7 +293,8 @@ static void conn_free(Conn *c) {
         atomic_fetch_sub(&w->shared->open_connections, 1);
 }
 
-static void conn_pause(Conn *c) {
+/* @count: a new pause (counted); false when a resumed connection goes straight back. */
+static void conn_pause_counted(Conn *c, bool count) {
         Worker *w = c->w;
         if (c->paused)
                 return;
@@ -304,7 +306,12 @@ static void conn_pause(Conn *c) {
         if (w->paused)
                 w->paused->pprev = c;
         w->paused = c;
-        w->c.tcp_paused++;
+        if (count)
+                w->c.tcp_paused++;
+}
+
+static void conn_pause(Conn *c) {
+        conn_pause_counted(c, true);
 }
 
 static Decoder *conn_decoder(Conn *c, uint32_t odid) {
@@ -521,8 +528,7 @@ static void on_output_drained(void *userdata) {
                 c->paused = false;
                 c->pnext = c->pprev = NULL;
                 if (conn_resume(c) == RESUME_BLOCKED) {
-                        conn_pause(c);          /* blocked again mid-stash: back on the list */
-                        w->c.tcp_paused--;      /* not a new pause */
+                        conn_pause_counted(c, false);   /* blocked again mid-stash */
                 }
         }
 }
@@ -794,8 +800,10 @@ void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid) {
         uint64_t one = 1;
 
         pthread_mutex_lock(&w->inbox_lock);
-        if (w->n_inbox >= INBOX_MAX)
+        if (w->n_inbox >= INBOX_MAX) {
                 w->inbox_overflow = true;
+                atomic_fetch_add(&w->inbox_dropped, 1);
+        }
         else {
                 Change *n = (w->n_inbox & (w->n_inbox - 1)) == 0
                         ? realloc(w->inbox, MAX(w->n_inbox * 2, 8) * sizeof(*n))
@@ -803,8 +811,10 @@ void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid) {
                 if (n) {
                         w->inbox = n;
                         w->inbox[w->n_inbox++] = (Change) { .key = *k, .tid = tid };
-                } else
+                } else {
                         w->inbox_overflow = true;
+                        atomic_fetch_add(&w->inbox_dropped, 1);
+                }
         }
         pthread_mutex_unlock(&w->inbox_lock);
         (void) !write(w->inbox_fd, &one, sizeof(one));
@@ -868,6 +878,7 @@ static void publish(Worker *w) {
                                 list[n++] = (ExporterSnapshot) { .key = r->key, .tcp = r->tcp,
                                                                  .stats = r->stats };
         }
+        w->c.template_changes_dropped = atomic_load(&w->inbox_dropped);
         pthread_mutex_lock(&w->lock);
         w->snap = w->c;
         free(w->snap_exp);
