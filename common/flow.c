@@ -88,7 +88,7 @@ int flow_record_to_json(const FlowRecord *r, char *buf, size_t len) {
                      "\"tcp_flags\":%u,\"tos\":%u,\"octets\":%" PRIu64 ",\"packets\":%" PRIu64 ","
                      "\"ingress_if\":%u,\"egress_if\":%u,\"src_as\":%u,\"dst_as\":%u,"
                      "\"vlan\":%u,\"direction\":%u,\"end_reason\":%u,\"sampling\":%u,"
-                     "\"exporter\":\"%s\",\"odid\":%u,\"template_id\":%u}",
+                     "\"exporter\":\"%s\",\"odid\":%u,\"template_id\":%u,\"flows\":%u}",
                      r->start_ms, r->end_ms,
                      flow_addr_format(r->src_addr, r->family, src, sizeof(src)),
                      flow_addr_format(r->dst_addr, r->family, dst, sizeof(dst)),
@@ -96,7 +96,7 @@ int flow_record_to_json(const FlowRecord *r, char *buf, size_t len) {
                      r->octets, r->packets, r->ingress_if, r->egress_if, r->src_as,
                      r->dst_as, r->vlan, r->direction, r->end_reason, r->sampling,
                      flow_addr_format(r->exporter_addr, r->exporter_family, exp, sizeof(exp)),
-                     r->odid, r->template_id);
+                     r->odid, r->template_id, r->flows ? r->flows : 1u);
         if (n < 0 || (size_t) n >= len)
                 return -ENOBUFS;
         return n;

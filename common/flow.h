@@ -41,7 +41,9 @@ typedef struct FlowRecord {
         uint8_t end_reason;             /* flowEndReason, 0 when not reported */
         uint8_t family;                 /* 4 or 6 */
         uint8_t exporter_family;        /* 4 or 6 */
-        uint8_t reserved[8];            /* zero; room for later fields */
+        uint8_t reserved[4];            /* zero; room for later fields */
+        uint32_t flows;                 /* flows merged into this record by aggregation;
+                                         * 0 from the collector, meaning 1 */
 } FlowRecord;
 
 #define FLOW_RECORD_SIZE 128u
