@@ -239,13 +239,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         /* Only reloadable keys take effect; the rest need a restart (said once per key). */
         for (size_t i = 0; i < collector_config_n_keys; i++) {
                 const ConfigKey *k = &collector_config_keys[i];
-                const void *a = (const uint8_t *) &c->cfg + k->offset;
-                const void *b = (const uint8_t *) &n + k->offset;
-                bool changed = k->type == CONFIG_STRING
-                        ? !!*(char *const *) a != !!*(char *const *) b ||
-                                  (*(char *const *) a && strcmp(*(char *const *) a, *(char *const *) b))
-                        : memcmp(a, b, k->type == CONFIG_INT ? sizeof(int64_t) : sizeof(bool)) != 0;
-                if (changed && !k->reloadable)
+                if (config_key_changed(k, &c->cfg, &n) && !k->reloadable)
                         log_notice("Reload: %s changed; it takes effect after a restart", k->name);
         }
         free(c->cfg.log_level);

@@ -241,3 +241,21 @@ int config_read_file(const char *path, char **ret) {
         *ret = TAKE_PTR(buf);
         return 0;
 }
+
+bool config_key_changed(const ConfigKey *k, const void *a, const void *b) {
+        const void *x = (const uint8_t *) a + k->offset, *y = (const uint8_t *) b + k->offset;
+
+        switch (k->type) {
+        case CONFIG_STRING: {
+                const char *sx = *(char *const *) x, *sy = *(char *const *) y;
+                if (!sx || !sy)
+                        return sx != sy;
+                return strcmp(sx, sy) != 0;
+        }
+        case CONFIG_INT:
+                return memcmp(x, y, sizeof(int64_t)) != 0;
+        case CONFIG_BOOL:
+                return memcmp(x, y, sizeof(bool)) != 0;
+        }
+        return false;
+}

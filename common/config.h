@@ -71,5 +71,8 @@ int config_apply_string(const ConfigKey *table, size_t n, const char *name, cons
  */
 int config_read_file(const char *path, char **ret);
 
+/* Whether key @k differs between two config structs of the table's type. */
+bool config_key_changed(const ConfigKey *k, const void *a, const void *b);
+
 /* Formats an error message into a new heap string (for reterr_ parameters). */
 char *config_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
