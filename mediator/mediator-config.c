@@ -39,7 +39,7 @@ const ConfigKey mediator_config_keys[] = {
               "what the flow store and rollups keep: \"input\" (every record received) or "
               "the name of a pipeline (its output)"),
         K_INT(rollup_horizon_min, 1, 10080, 1440, false, "minutes of per-minute rollups kept"),
-        K_INT(rollup_top_k, 10, 100000, 500, false,
+        K_INT(rollup_top_k, 10, 100000, 200, false,
               "keys kept per minute and dimension once a minute is sealed"),
         K_INT(rollup_live_max_keys, 100, 10000000, 65536, false,
               "exact keys per dimension for a minute still open"),

@@ -42,10 +42,18 @@ PipelineConfig *pipeline_config_free(PipelineConfig *c) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(PipelineConfig *, pipeline_config_free);
 
-/* Prefixes @*err (a member-relative message) with @member. */
+/* Prefixes @*err (a message relative to @member's value) with @member: "member: msg" for
+ * a scalar's message, "member.key: msg" for an object's, kept when it already starts so. */
 static int member_error(int r, const char *member, char **err) {
         char *inner = *err;
-        *err = config_errorf("%s: %s", member, inner ? inner : "invalid");
+        size_t l = strlen(member);
+
+        if (inner && strncmp(inner, member, l) == 0 && (inner[l] == '.' || inner[l] == ':'))
+                return r;
+        if (inner && strncmp(inner, "column ", 7) != 0 && strchr(inner, ':'))
+                *err = config_errorf("%s.%s", member, inner);
+        else
+                *err = config_errorf("%s: %s", member, inner ? inner : strerror(-r));
         free(inner);
         return r;
 }

@@ -575,12 +575,7 @@ static void serve_one(QueryService *q) {
         if (query_handle(&ctx, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
                          &answer, &op, &truncated) < 0)
                 goto out;
-        for (size_t i = 0; i + 1 < n; i++)
-                if (zmq_send(q->router, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]),
-                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-                        goto out;
-        (void) zmq_send(q->router, answer, strlen(answer), ZMQ_DONTWAIT);
-
+        /* Counted before the answer leaves, so a client that got it sees it counted. */
         pthread_mutex_lock(&q->lock);
         if (op < _QUERY_OP_MAX)
                 q->stats.requests[op]++;
@@ -590,6 +585,12 @@ static void serve_one(QueryService *q) {
                 q->stats.truncated++;
         q->stats.latency_us_total += now_usec() - t0;
         pthread_mutex_unlock(&q->lock);
+        for (size_t i = 0; i + 1 < n; i++)
+                if (zmq_send(q->router, zmq_msg_data(&frames[i]), zmq_msg_size(&frames[i]),
+                             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+                        goto out;
+        (void) zmq_send(q->router, answer, strlen(answer), ZMQ_DONTWAIT);
+
 out:
         free(answer);
         for (size_t i = 0; i < n; i++)
