@@ -14,6 +14,9 @@ summary() { python3 "$SUMMARY" "$@"; }
 jq_py() { # json python-expression-over-d
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(eval(sys.argv[2]))' "$1" "$2"
 }
+jq_file() { # file python-expression-over-d (answers too large for an argument)
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
 
 # start_mediator NAME CONFIG [args...]: PULLs ipc://$T/NAME.sock (where start_collector NAME
 # pushes), metrics in $T/NAME-med.prom, log in $T/NAME-med.log; sets MED_PID.
@@ -70,11 +73,14 @@ QRY() { "$IPFIXD_QUERY" --endpoint "tcp://127.0.0.1:$Q" "$@"; }
 A=$(QRY '{"v":1,"id":"p1","op":"ping"}')
 check_eq "query ping ok" "$(jq_py "$A" 'd["ok"]')" True
 check_eq "query ping echoes id and pod" "$(jq_py "$A" 'd["id"] + " " + d["pod"]')" "p1 pod-files"
-A=$(QRY '{"v":1,"op":"flows","filter":"proto == 17","limit":100000}')
-UDP_TRUTH=$(summary json "$T"/out/alljson* --where "r['proto'] == 17" 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["by_proto"].get("17", 0))' 2>/dev/null || echo "?")
-check_eq "query flows proto==17 count equals truth" "$(jq_py "$A" 'len(d["flows"])')" "$UDP_TRUTH"
-check_eq "query flows all proto 17" "$(jq_py "$A" 'all(f["proto"] == 17 for f in d["flows"])')" True
-check_eq "query flows sorted by end_ms desc" "$(jq_py "$A" 'all((a["end_ms"], a["seq"]) > (b["end_ms"], b["seq"]) for a, b in zip(d["flows"], d["flows"][1:]))')" True
+# Ground truth: the "all" pipeline's JSON lines, still under their temp names (the files
+# are complete up to the last batch: the json output writes whole lines per batch).
+ALLJSON=$(find "$T/out" -name '*alljson*' | sort)
+QRY '{"v":1,"op":"flows","filter":"proto == 17","limit":100000}' > "$T/a.json"
+UDP_TRUTH=$(summary json $ALLJSON | python3 -c 'import json,sys; print(json.load(sys.stdin)["by_proto"].get("17", 0))')
+check_eq "query flows proto==17 count equals truth" "$(jq_file "$T/a.json" 'len(d["flows"])')" "$UDP_TRUTH"
+check_eq "query flows all proto 17" "$(jq_file "$T/a.json" 'all(f["proto"] == 17 for f in d["flows"])')" True
+check_eq "query flows sorted by end_ms desc" "$(jq_file "$T/a.json" 'all((a["end_ms"], a["seq"]) > (b["end_ms"], b["seq"]) for a, b in zip(d["flows"], d["flows"][1:]))')" True
 # Cursor pagination: pages of 5000 cover the same set exactly once.
 python3 - "$IPFIXD_QUERY" "tcp://127.0.0.1:$Q" "$UDP_TRUTH" > "$T/pages.out" <<'PY'
 import json, subprocess, sys
@@ -98,7 +104,7 @@ print("ok" if len(seen) == truth else "got %d of %d" % (len(seen), truth), pages
 PY
 check_eq "query cursor pages cover every flow once" "$(cut -d' ' -f1 "$T/pages.out")" ok
 A=$(QRY '{"v":1,"op":"top","dim":"proto","metric":"octets","limit":10}')
-TOP_TRUTH=$(python3 - "$T"/out/alljson* <<'PY'
+TOP_TRUTH=$(python3 - $ALLJSON <<'PY'
 import json, sys
 s = {}
 for p in sys.argv[1:]:
@@ -160,8 +166,9 @@ JSON
 start_mediator dedup "$T/dedup.json"
 start_collector dedup --listen "tcp://127.0.0.1:$P"
 "$IPFIXD_GEN" --records 20000 --seed 5 --bind 127.0.0.1 "127.0.0.1:$P" > /dev/null &
+G1P=$!
 "$IPFIXD_GEN" --records 20000 --seed 5 --bind 127.0.0.2 "127.0.0.1:$P" > /dev/null
-wait %1 2>/dev/null
+wait "$G1P"
 check_eq "dedup: both exporters received" "$(wait_med_metric dedup ipfixd_mediator_records_total 40000)" 40000
 stop_collector
 stop_mediator
