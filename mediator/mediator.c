@@ -805,7 +805,7 @@ void mediator_render_metrics(Mediator *m, MetricsBuf *b) {
                   offsetof(OutputStats, dropped) },
                 { "ipfixd_mediator_output_errors_total", "Write or send errors",
                   offsetof(OutputStats, errors) },
-                { "ipfixd_mediator_output_reconnects_total", "Connections (re)established",
+                { "ipfixd_mediator_output_reconnects_total", "Connections re-established after one was lost",
                   offsetof(OutputStats, reconnects) },
                 { "ipfixd_mediator_output_files_total", "Files completed (renamed into place)",
                   offsetof(OutputStats, files) },
@@ -848,5 +848,24 @@ void mediator_render_metrics(Mediator *m, MetricsBuf *b) {
                                 first = false;
                         }
         }
+        /* 1 while the output can take records (connected, or a file open or ready to
+         * open), 0 while connecting, backing off or failed. */
+        metrics_header(b, "ipfixd_mediator_output_up", "gauge",
+                       "1 while the output is connected or writable, 0 while connecting, "
+                       "backing off or failed");
+        for (size_t i = 0; i < m->n_pipelines; i++)
+                for (size_t j = 0; j < pipeline_n_outputs(m->pipelines[i]); j++) {
+                        char label[512], p[96], t[256];
+                        OutputStats os;
+                        output_get_stats(pipeline_output(m->pipelines[i], j), &os);
+                        (void) metrics_escape_label(pipeline_name(m->pipelines[i]), p, sizeof(p));
+                        (void) metrics_escape_label(os.target ? os.target : "", t, sizeof(t));
+                        (void) snprintf(label, sizeof(label),
+                                        "pipeline=\"%s\",type=\"%s\",target=\"%s\"", p, os.type, t);
+                        metrics_sample(b, "ipfixd_mediator_output_up", label,
+                                       strcmp(os.state, "connecting") != 0 &&
+                                               strcmp(os.state, "backoff") != 0 &&
+                                               strcmp(os.state, "error") != 0);
+                }
         render_store_metrics(m, b);
 }
