@@ -11,6 +11,7 @@
 
 #include "anon.h"
 #include "config.h"
+#include "log.h"
 #include "macro.h"
 #include "pipeline.h"
 
@@ -114,6 +115,10 @@ int pipeline_config_parse(json_t *obj, PipelineConfig **ret, char **reterr) {
                         r = anon_new(&c->anon, v, reterr);
                         if (r < 0)
                                 return member_error(r, "anonymize", reterr);
+                        if (anon_key_file_exposed(c->anon))
+                                log_warning("anonymize.key_file %s is readable by other users "
+                                            "(in Kubernetes: defaultMode 0400 on the Secret)",
+                                            anon_key_file(c->anon));
                 } else if (strcmp(key, "aggregate") == 0) {
                         r = agg_config_parse(v, &c->aggregate, reterr);
                         if (r < 0)
