@@ -807,16 +807,17 @@ void flow_store_result_clear(FlowStoreResult *r) {
 }
 
 void flow_store_get_stats(FlowStore *s, FlowStoreStats *ret) {
-        FlowStoreStats st = {
+        FlowStoreStats st;
+        uint64_t min_end = UINT64_MAX, max_end = 0;
+
+        assert(s);
+        assert(ret);
+        st = (FlowStoreStats) {
                 .capacity = (uint64_t) s->nsegs * s->segment_flows,
                 .memory_bytes = s->memory_bytes,
                 .segments = s->nsegs,
                 .segment_flows = s->segment_flows,
         };
-        uint64_t min_end = UINT64_MAX, max_end = 0;
-
-        assert(s);
-        assert(ret);
 
         (void) pthread_mutex_lock(&s->lock);
         st.appended = s->next_seq;
