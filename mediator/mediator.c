@@ -608,9 +608,15 @@ int mediator_new(Mediator **ret, MediatorConfig *cfg, const char *config_path) {
                 log_error_errno(r, "Failed to set up the event loop: %m");
                 goto fail;
         }
-        log_info("Mediator %s: input %s, %zu pipeline(s), query service %s, flow store %" PRId64
-                 " flows", m->pod, m->cfg.input, m->n_pipelines,
-                 m->query ? m->cfg.query_listen : "off", m->cfg.store_max_flows);
+        {
+                FlowStoreStats st = { 0 };
+                if (m->store)
+                        flow_store_get_stats(m->store, &st);
+                log_info("Mediator %s: input %s, %zu pipeline(s), query service %s, flow store "
+                         "%" PRIu64 " flows (%" PRIu64 " MiB)", m->pod, m->cfg.input,
+                         m->n_pipelines, m->query ? m->cfg.query_listen : "off", st.capacity,
+                         st.memory_bytes >> 20);
+        }
         *ret = m;
         return 0;
 fail:
@@ -628,10 +634,18 @@ int mediator_run(Mediator *m) {
         /* Drain: what the input already holds is processed, then everything is flushed. */
         while ((n = input_read(m, PUMP_MAX_MESSAGES)) > 0 && total < DRAIN_MAX_MESSAGES)
                 total += n;
-        for (size_t i = 0; i < m->n_pipelines; i++)
+        for (size_t i = 0; i < m->n_pipelines; i++) {
+                uint64_t dropped;
                 pipeline_flush(m->pipelines[i]);
-        write_stats(m);
-        free_pipelines(m->pipelines, m->n_pipelines, (uint64_t) m->cfg.shutdown_timeout_ms);
+                dropped = pipeline_close_outputs(m->pipelines[i],
+                                                 (uint64_t) m->cfg.shutdown_timeout_ms);
+                if (dropped > 0)
+                        log_warning("Pipeline %s: %" PRIu64 " records could not be delivered "
+                                    "within shutdown_timeout_ms", pipeline_name(m->pipelines[i]),
+                                    dropped);
+        }
+        write_stats(m);         /* final counters, files completed at close included */
+        free_pipelines(m->pipelines, m->n_pipelines, 0);
         m->pipelines = NULL;
         m->n_pipelines = 0;
         log_info("Stopped after draining %d batch(es): %" PRIu64 " records received",

@@ -306,6 +306,17 @@ void pipeline_flush(Pipeline *p) {
                 output_flush(p->outputs[i]);
 }
 
+uint64_t pipeline_close_outputs(Pipeline *p, uint64_t timeout_ms) {
+        uint64_t dropped = 0;
+
+        for (size_t i = 0; i < p->n_outputs; i++) {
+                int r = output_close(p->outputs[i], timeout_ms);
+                if (r > 0)
+                        dropped += (uint64_t) r;
+        }
+        return dropped;
+}
+
 void pipeline_get_stats(const Pipeline *p, PipelineStats *ret) {
         *ret = p->stats;
         if (p->dedup)

@@ -92,5 +92,8 @@ void pipeline_process(Pipeline *p, const FlowRecord *recs, size_t n, uint64_t no
 void pipeline_tick(Pipeline *p, uint64_t now_ms);
 /* Emits every aggregation entry now and flushes the outputs (reload, shutdown). */
 void pipeline_flush(Pipeline *p);
+/* Closes every output (output_close(), within @timeout_ms each); the outputs stay attached
+ * so their final counters can still be read. Return: records dropped at close. */
+uint64_t pipeline_close_outputs(Pipeline *p, uint64_t timeout_ms);
 
 void pipeline_get_stats(const Pipeline *p, PipelineStats *ret);
