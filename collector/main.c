@@ -22,17 +22,7 @@ static void help(void) {
 }
 
 static void help_config(void) {
-        for (size_t i = 0; i < collector_config_n_keys; i++) {
-                const ConfigKey *k = &collector_config_keys[i];
-                if (k->type == CONFIG_INT)
-                        printf("%-24s int    %lld..%lld default %lld%s  %s\n", k->name,
-                               (long long) k->min, (long long) k->max, (long long) k->def_int,
-                               k->reloadable ? " (reload)" : "", k->help);
-                else
-                        printf("%-24s string default %s%s  %s\n", k->name,
-                               k->def_str ? k->def_str : "(unset)",
-                               k->reloadable ? " (reload)" : "", k->help);
-        }
+        config_print_table(collector_config_keys, collector_config_n_keys);
         printf("%-24s array  of {transport, address, port, proxy_protocol}, default "
                "[{\"tcp\",\"::\",4739,false}]\n", "listeners");
 }
@@ -73,17 +63,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         r = collector_config_parse(text, true, &cfg, &err);
-        for (size_t i = 0; r >= 0 && i < n_sets; i++) {
-                char *eq = strchr(sets[i], '=');
-                if (!eq) {
-                        err = config_errorf("--set %s: expected KEY=VALUE", sets[i]);
-                        r = -EINVAL;
-                        break;
-                }
-                *eq = '\0';
-                r = config_apply_string(collector_config_keys, collector_config_n_keys, sets[i],
-                                        eq + 1, &cfg, &err);
-        }
+        if (r >= 0)
+                r = config_apply_assignments(collector_config_keys, collector_config_n_keys,
+                                             sets, n_sets, &cfg, &err);
         for (size_t i = 0; r >= 0 && i < n_listens; i++) {
                 r = listener_config_from_url(listens[i], &cfg.listeners[i]);
                 if (r < 0)

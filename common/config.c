@@ -259,3 +259,41 @@ bool config_key_changed(const ConfigKey *k, const void *a, const void *b) {
         }
         return false;
 }
+
+int config_apply_assignments(const ConfigKey *table, size_t n, char *const *sets, size_t n_sets,
+                             void *cfg, char **reterr) {
+        for (size_t i = 0; i < n_sets; i++) {
+                const char *eq = strchr(sets[i], '=');
+                char name[128];
+                int r;
+
+                if (!eq || (size_t) (eq - sets[i]) >= sizeof(name)) {
+                        *reterr = config_errorf("--set %s: expected KEY=VALUE", sets[i]);
+                        return -EINVAL;
+                }
+                memcpy(name, sets[i], (size_t) (eq - sets[i]));
+                name[eq - sets[i]] = '\0';
+                r = config_apply_string(table, n, name, eq + 1, cfg, reterr);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void config_print_table(const ConfigKey *table, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                const ConfigKey *k = &table[i];
+                if (k->type == CONFIG_INT)
+                        printf("%-24s int    %lld..%lld default %lld%s  %s\n", k->name,
+                               (long long) k->min, (long long) k->max, (long long) k->def_int,
+                               k->reloadable ? " (reload)" : "", k->help);
+                else if (k->type == CONFIG_BOOL)
+                        printf("%-24s bool   default %s%s  %s\n", k->name,
+                               k->def_int ? "true" : "false", k->reloadable ? " (reload)" : "",
+                               k->help);
+                else
+                        printf("%-24s string default %s%s  %s\n", k->name,
+                               k->def_str ? k->def_str : "(unset)",
+                               k->reloadable ? " (reload)" : "", k->help);
+        }
+}

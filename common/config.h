@@ -71,6 +71,16 @@ int config_apply_string(const ConfigKey *table, size_t n, const char *name, cons
  */
 int config_read_file(const char *path, char **ret);
 
+/**
+ * config_apply_assignments() - applies "KEY=VALUE" strings (--set arguments) in order.
+ * Return: 0, or -EINVAL / -ENOENT with @reterr naming the argument.
+ */
+int config_apply_assignments(const ConfigKey *table, size_t n, char *const *sets, size_t n_sets,
+                             void *cfg, char **reterr);
+
+/* Prints the key table (--help-config): name, type, bounds, default, reload, help. */
+void config_print_table(const ConfigKey *table, size_t n);
+
 /* Whether key @k differs between two config structs of the table's type. */
 bool config_key_changed(const ConfigKey *k, const void *a, const void *b);
 

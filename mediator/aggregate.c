@@ -28,6 +28,7 @@
 
 #include "aggregate.h"
 #include "config.h"
+#include "hash.h"
 #include "macro.h"
 
 #define AGG_CHUNK 4096u                 /* entries per allocation */
@@ -286,46 +287,6 @@ static bool config_valid(const AggConfig *c) {
         return true;
 }
 
-/* ---- hashing ---- */
-
-static uint64_t rotl64(uint64_t x, unsigned r) {
-        return (x << r) | (x >> (64 - r));
-}
-
-/* A seeded multiply-rotate hash over 8-byte words with a splitmix64 finalizer. The seed is
- * random per aggregator, so exporters cannot aim keys at one bucket. */
-static uint64_t hash_words(const void *p, size_t len, uint64_t seed) {
-        const uint8_t *b = p;
-        uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ull);
-
-        for (size_t i = 0; i + 8 <= len; i += 8) {
-                uint64_t w;
-                memcpy(&w, b + i, 8);
-                h ^= w * 0xbf58476d1ce4e5b9ull;
-                h = rotl64(h, 29) * 0x94d049bb133111ebull;
-        }
-        h ^= h >> 30;
-        h *= 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 27;
-        h *= 0x94d049bb133111ebull;
-        h ^= h >> 31;
-        return h;
-}
-
-static uint64_t random_seed(const void *salt) {
-        uint64_t s;
-
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t) sizeof(s))
-                s = (uint64_t) (uintptr_t) salt * 0x9e3779b97f4a7c15ull;
-        return s;
-}
-
-static size_t pow2_at_least(size_t n) {
-        size_t p = 1;
-        while (p < n)
-                p <<= 1;
-        return p;
-}
 
 /* ---- keys and output records ---- */
 
@@ -695,8 +656,8 @@ int agg_new(Aggregator **ret, const AggConfig *cfg, AggEmitFn emit, void *userda
         a->late_ms = (uint64_t) cfg->late_s * 1000u;
         a->emit = emit;
         a->userdata = userdata;
-        a->seed = random_seed(a);
-        a->max_buckets = pow2_at_least(cfg->max_keys * 2);
+        a->seed = hash_random_seed(a);
+        a->max_buckets = hash_pow2_at_least(cfg->max_keys * 2);
         a->n_buckets = MIN((size_t) AGG_INITIAL_BUCKETS, a->max_buckets);
         a->buckets = calloc(a->n_buckets, sizeof(*a->buckets));
         a->n_wbuckets = MIN((size_t) AGG_INITIAL_WINDOW_BUCKETS, a->max_buckets);

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "dedup.h"
+#include "hash.h"
 #include "macro.h"
 
 #define DEDUP_NONE UINT32_MAX
@@ -122,46 +123,6 @@ int dedup_config_parse(json_t *obj, DedupConfig *ret, char **reterr) {
         return 0;
 }
 
-/* ---- hashing ---- */
-
-static uint64_t rotl64(uint64_t x, unsigned r) {
-        return (x << r) | (x >> (64 - r));
-}
-
-/* A seeded multiply-rotate hash over 8-byte words with a splitmix64 finalizer. The seed is
- * random per instance, so exporters cannot aim flows at one chain. */
-static uint64_t hash_words(const void *p, size_t len, uint64_t seed) {
-        const uint8_t *b = p;
-        uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ull);
-
-        for (size_t i = 0; i + 8 <= len; i += 8) {
-                uint64_t w;
-                memcpy(&w, b + i, 8);
-                h ^= w * 0xbf58476d1ce4e5b9ull;
-                h = rotl64(h, 29) * 0x94d049bb133111ebull;
-        }
-        h ^= h >> 30;
-        h *= 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 27;
-        h *= 0x94d049bb133111ebull;
-        h ^= h >> 31;
-        return h;
-}
-
-static uint64_t random_seed(const void *salt) {
-        uint64_t s;
-
-        if (getrandom(&s, sizeof(s), GRND_NONBLOCK) != (ssize_t) sizeof(s))
-                s = (uint64_t) (uintptr_t) salt * 0x9e3779b97f4a7c15ull;
-        return s;
-}
-
-static size_t pow2_at_least(size_t n) {
-        size_t p = 1;
-        while (p < n)
-                p <<= 1;
-        return p;
-}
 
 /* ---- reports ---- */
 
@@ -290,10 +251,10 @@ int dedup_new(Dedup **ret, const DedupConfig *cfg) {
         if (!d)
                 return -ENOMEM;
         d->cfg = *cfg;
-        d->seed = random_seed(d);
+        d->seed = hash_random_seed(d);
         d->capacity = (uint32_t) MIN((size_t) DEDUP_INITIAL, cfg->max_entries);
         d->entries = reallocarray(NULL, d->capacity, sizeof(*d->entries));
-        d->max_buckets = pow2_at_least(cfg->max_entries * 2);
+        d->max_buckets = hash_pow2_at_least(cfg->max_entries * 2);
         d->n_buckets = MIN((size_t) DEDUP_INITIAL, d->max_buckets);
         d->buckets = reallocarray(NULL, d->n_buckets, sizeof(*d->buckets));
         if (!d->entries || !d->buckets)

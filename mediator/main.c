@@ -23,18 +23,8 @@ static void help(void) {
 }
 
 static void help_config(void) {
-        for (size_t i = 0; i < mediator_config_n_keys; i++) {
-                const ConfigKey *k = &mediator_config_keys[i];
-                if (k->type == CONFIG_INT)
-                        printf("%-22s int    %lld..%lld default %lld%s  %s\n", k->name,
-                               (long long) k->min, (long long) k->max, (long long) k->def_int,
-                               k->reloadable ? " (reload)" : "", k->help);
-                else
-                        printf("%-22s string default %s%s  %s\n", k->name,
-                               k->def_str ? k->def_str : "(unset)",
-                               k->reloadable ? " (reload)" : "", k->help);
-        }
-        printf("%-22s array  of {name, filter, dedup, anonymize, aggregate, outputs} "
+        config_print_table(mediator_config_keys, mediator_config_n_keys);
+        printf("%-24s array  of {name, filter, dedup, anonymize, aggregate, outputs} "
                "(reload)\n", "pipelines");
 }
 
@@ -73,17 +63,9 @@ int main(int argc, char *argv[]) {
                 return EXIT_FAILURE;
         }
         r = mediator_config_parse(text, true, &cfg, &err);
-        for (size_t i = 0; r >= 0 && i < n_sets; i++) {
-                char *eq = strchr(sets[i], '=');
-                if (!eq) {
-                        err = config_errorf("--set %s: expected KEY=VALUE", sets[i]);
-                        r = -EINVAL;
-                        break;
-                }
-                *eq = '\0';
-                r = config_apply_string(mediator_config_keys, mediator_config_n_keys, sets[i],
-                                        eq + 1, &cfg, &err);
-        }
+        if (r >= 0)
+                r = config_apply_assignments(mediator_config_keys, mediator_config_n_keys,
+                                             sets, n_sets, &cfg, &err);
         if (r >= 0 && n_sets > 0)
                 r = mediator_config_validate(&cfg, &err);
         if (r < 0) {
