@@ -489,15 +489,9 @@ static int table_add_hashed(Table *t, const DimSpec *ds, uint32_t h, const uint8
         return 1;
 }
 
-static int table_add(Table *t, const DimSpec *ds, uint64_t seed, const uint8_t *key,
-                     const uint64_t s[3], uint32_t max_keys) {
-        return table_add_hashed(t, ds, (uint32_t) key_hash(seed, key, ds->klen), key, s,
-                                max_keys);
-}
-
 #define AGG_BATCH 16u
 
-/* table_add() for @count consecutive entries at @base, hashing a batch ahead and prefetching
+/* table_add_hashed() for @count consecutive entries at @base, hashing a batch ahead and prefetching
  * its index slots: the index of a large window does not fit in the cache. Return: false when
  * a key found no room, or -ENOMEM. */
 static int table_add_entries(Table *t, const DimSpec *ds, uint64_t seed, const uint8_t *base,
@@ -621,9 +615,9 @@ other:
 }
 
 /* Lock held. */
-static void live_add(Rollup *r, MinuteDim *md, const DimSpec *ds, const uint8_t *key,
-                     const uint64_t s[3]) {
-        int k = table_add(&md->live, ds, r->seed, key, s, r->cfg.live_max_keys);
+static void live_add(Rollup *r, MinuteDim *md, const DimSpec *ds, uint32_t h,
+                     const uint8_t *key, const uint64_t s[3]) {
+        int k = table_add_hashed(&md->live, ds, h, key, s, r->cfg.live_max_keys);
 
         if (k > 0)
                 return;
@@ -846,34 +840,78 @@ static void advance(Rollup *r, uint64_t now_ms) {
 }
 
 /* Lock held. */
-static void add_one(Rollup *r, const FlowRecord *rec, uint64_t now_ms) {
-        uint64_t s[3] = { rec->octets, rec->packets, rec->flows ? rec->flows : 1 };
-        uint8_t key[KEY_BUF];
-        uint64_t m;
-        Minute *mn;
+#define ADD_BATCH 16u                   /* records whose table slots are prefetched together */
 
-        r->records++;
-        exporter_account(r, rec, s, now_ms);
-        if (rec->end_ms > r->clock_ms && rec->end_ms - r->clock_ms > ROLLUP_FUTURE_MAX_MS) {
-                r->future++;
-                m = r->clock_ms / MINUTE_MS;
-        } else {
-                m = rec->end_ms / MINUTE_MS;
-                if (m < r->first_minute) {
-                        r->stale++;
-                        return;
+/* Lock held. Accounts up to ADD_BATCH records. Open minutes' tables are far larger than the
+ * cache when keys are many, so each dimension is done for the whole batch in three passes:
+ * hash and prefetch the index slots, read them and prefetch the entries they point to, then
+ * update. Each dimension still sees the records in order, so results equal one-by-one. */
+static void add_batch(Rollup *r, const FlowRecord *recs, size_t n, uint64_t now_ms) {
+        uint8_t keys[ADD_BATCH][KEY_BUF];
+        uint64_t s[ADD_BATCH][3];
+        uint32_t h[ADD_BATCH];
+        Minute *mn[ADD_BATCH];
+
+        assert(n <= ADD_BATCH);
+        for (size_t j = 0; j < n; j++) {
+                const FlowRecord *rec = &recs[j];
+                uint64_t m;
+
+                s[j][0] = rec->octets;
+                s[j][1] = rec->packets;
+                s[j][2] = rec->flows ? rec->flows : 1;
+                r->records++;
+                exporter_account(r, rec, s[j], now_ms);
+                mn[j] = NULL;
+                if (rec->end_ms > r->clock_ms && rec->end_ms - r->clock_ms > ROLLUP_FUTURE_MAX_MS) {
+                        r->future++;
+                        m = r->clock_ms / MINUTE_MS;
+                } else {
+                        m = rec->end_ms / MINUTE_MS;
+                        if (m < r->first_minute) {
+                                r->stale++;
+                                continue;
+                        }
                 }
+                mn[j] = minute_get(r, m);
+                sums_add(mn[j]->total, s[j]);
         }
-
-        mn = minute_get(r, m);
-        sums_add(mn->total, s);
         for (size_t d = 0; d < _ROLLUP_DIM_MAX; d++) {
-                memset(key, 0, sizeof(key));
-                encode_record_key((RollupDim) d, rec, key);
-                if (mn->sealed)
-                        sealed_add(r, &mn->dims[d], &dim_spec[d], key, s);
-                else
-                        live_add(r, &mn->dims[d], &dim_spec[d], key, s);
+                const DimSpec *ds = &dim_spec[d];
+
+                for (size_t j = 0; j < n; j++) {
+                        const Table *t;
+                        if (!mn[j])
+                                continue;
+                        memset(keys[j], 0, sizeof(keys[j]));
+                        encode_record_key((RollupDim) d, &recs[j], keys[j]);
+                        if (mn[j]->sealed)
+                                continue;
+                        t = &mn[j]->dims[d].live;
+                        h[j] = (uint32_t) key_hash(r->seed, keys[j], ds->klen);
+                        if (t->cap > 0)
+                                __builtin_prefetch(&t->index[h[j] & (t->cap - 1)]);
+                }
+                for (size_t j = 0; j < n; j++) {
+                        const Table *t;
+                        uint64_t v;
+                        if (!mn[j] || mn[j]->sealed)
+                                continue;
+                        t = &mn[j]->dims[d].live;
+                        if (t->cap == 0)
+                                continue;
+                        v = t->index[h[j] & (t->cap - 1)];
+                        if (v != 0)
+                                __builtin_prefetch(table_ent(t, ds, (uint32_t) v - 1));
+                }
+                for (size_t j = 0; j < n; j++) {
+                        if (!mn[j])
+                                continue;
+                        if (mn[j]->sealed)
+                                sealed_add(r, &mn[j]->dims[d], ds, keys[j], s[j]);
+                        else
+                                live_add(r, &mn[j]->dims[d], ds, h[j], keys[j], s[j]);
+                }
         }
 }
 
@@ -887,8 +925,8 @@ void rollup_add(Rollup *r, const FlowRecord *recs, size_t n, uint64_t now_ms) {
                 size_t end = MIN(n, i + ADD_CHUNK);
 
                 pthread_mutex_lock(&r->lock);
-                for (size_t j = i; j < end; j++)
-                        add_one(r, &recs[j], now_ms);
+                for (size_t j = i; j < end; j += ADD_BATCH)
+                        add_batch(r, &recs[j], MIN(ADD_BATCH, end - j), now_ms);
                 pthread_mutex_unlock(&r->lock);
         }
         pthread_mutex_unlock(&r->write_lock);
