@@ -840,7 +840,7 @@ static void advance(Rollup *r, uint64_t now_ms) {
 }
 
 /* Lock held. */
-#define ADD_BATCH 16u                   /* records whose table slots are prefetched together */
+#define ADD_BATCH 64u                   /* records whose table slots are prefetched together */
 
 /* Lock held. Accounts up to ADD_BATCH records. Open minutes' tables are far larger than the
  * cache when keys are many, so each dimension is done for the whole batch in three passes:
