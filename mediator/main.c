@@ -79,7 +79,7 @@ int main(int argc, char *argv[]) {
                 mediator_config_done(&cfg);
                 return EXIT_SUCCESS;
         }
-        r = mediator_new(&m, &cfg, path);
+        r = mediator_new(&m, &cfg, path, text);
         if (r >= 0)
                 r = mediator_run(m);
         mediator_free(m);

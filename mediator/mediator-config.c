@@ -46,7 +46,11 @@ const ConfigKey mediator_config_keys[] = {
         K_STR(metrics_file, NULL, false, "write Prometheus text here every stats interval"),
         K_INT(stats_interval_s, 0, 3600, 10, true, "counter summary and metrics file period"),
         K_INT(shutdown_timeout_ms, 0, 60000, 3000, false,
-              "on SIGTERM, how long outputs may take to send what they buffered"),
+              "on SIGTERM, how long outputs may take to send what they buffered; Drain() "
+              "waits at most this long for the input to go idle"),
+        K_STR(bus_address, NULL, false,
+              "the pod's private D-Bus, e.g. unix:path=/run/ipfixd/bus (unset: "
+              "$IPFIXD_BUS_ADDRESS, else no bus; empty: no bus)"),
 };
 const size_t mediator_config_n_keys = ELEMENTSOF(mediator_config_keys);
 

@@ -34,6 +34,7 @@ typedef struct MediatorConfig {
         char *metrics_file;
         int64_t stats_interval_s;
         int64_t shutdown_timeout_ms;
+        char *bus_address;              /* NULL: $IPFIXD_BUS_ADDRESS, else no bus; "": no bus */
 
         PipelineConfig **pipelines;
         size_t n_pipelines;

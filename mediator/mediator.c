@@ -6,15 +6,21 @@
  *                            the store and every pipeline
  *   on_tick()                once per second: aggregation windows, de-duplication expiry,
  *                            partial output messages, rollup sealing
+ *   check_outputs()          on the tick: output state changes, degraded/recovered
  *   mediator_reload()        validate, build, then swap pipelines between two batches
+ *                            (SIGHUP and the bus's Reload() both end here)
+ *   mediator_drain()         the bus's Drain(): pull until idle, flush, reply from a timer
  *   mediator_run()           signals; on SIGTERM drain the input, flush, close outputs
  *
  * The flow store and rollups are the only state shared with another thread (the query
- * service); both lock internally.
+ * service); both lock internally. The bus (mediator-bus.c) only reads this state and calls
+ * the functions in mediator.h; losing it never touches the data path.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +32,7 @@
 #include "flow-store.h"
 #include "log.h"
 #include "macro.h"
+#include "mediator-bus.h"
 #include "mediator.h"
 #include "query.h"
 #include "rollup.h"
@@ -33,19 +40,29 @@
 #define PUMP_MAX_MESSAGES 64            /* batches per wake-up before yielding to the loop */
 #define DRAIN_MAX_MESSAGES 100000       /* batches read at shutdown at most */
 #define TICK_USEC 1000000u
+#define DRAIN_IDLE_USEC 200000u         /* Drain(): input idle this long means done */
+#define DRAIN_CHECK_USEC 20000u
 
-typedef struct MediatorCounters {
-        uint64_t batches;
-        uint64_t records;
-        uint64_t bad_batches;           /* failed validation, dropped (records unknown) */
-        uint64_t unaligned_batches;     /* copied before decoding */
-        uint64_t reloads;
-        uint64_t reload_failures;
-} MediatorCounters;
+typedef enum DrainPhase {
+        DRAIN_NONE,
+        DRAIN_RUNNING,
+        DRAIN_DONE,
+} DrainPhase;
+
+/* What the last tick saw of one output, to notice state changes. */
+typedef struct OutputSnap {
+        char *pipeline;
+        const char *type;               /* static (output_type_to_string()) */
+        char *target;
+        char state[16];
+        bool changed;                   /* differs from the tick before */
+} OutputSnap;
 
 struct Mediator {
         MediatorConfig cfg;
         char *config_path;
+        char *config_text;              /* the text running now (NULL: none, hashes as "") */
+        char config_version[17];
         char pod[256];
 
         sd_event *event;
@@ -64,7 +81,93 @@ struct Mediator {
 
         MediatorCounters counters;
         uint64_t started_ms;
+
+        MediatorBus *bus;
+        MediatorState published_state;  /* what the bus was last told */
+        bool ticked;                    /* the first tick looked at the outputs */
+        bool outputs_down;
+        OutputSnap *snap;
+        size_t n_snap;
+
+        DrainPhase drain;
+        sd_event_source *drain_src;
+        uint64_t drain_start_usec, last_input_usec;
+        MediatorDrainDone drain_done;
+        void *drain_userdata;
 };
+
+static const char *const state_table[_MEDIATOR_STATE_MAX] = {
+        [MEDIATOR_STARTING] = "starting", [MEDIATOR_RUNNING] = "running",
+        [MEDIATOR_DEGRADED] = "degraded", [MEDIATOR_DRAINING] = "draining",
+        [MEDIATOR_DRAINED] = "drained",
+};
+
+const char *mediator_state_to_string(MediatorState s) {
+        return s >= 0 && s < _MEDIATOR_STATE_MAX ? state_table[s] : NULL;
+}
+
+uint64_t mediator_fnv1a64(const char *s) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (; s && *s; s++) {
+                h ^= (uint8_t) *s;
+                h *= UINT64_C(0x100000001b3);
+        }
+        return h;
+}
+
+static void set_config_text(Mediator *m, const char *text) {
+        char *copy = text ? strdup(text) : NULL;
+
+        /* Out of memory keeps no text, but the version still describes @text. */
+        free(m->config_text);
+        m->config_text = copy;
+        (void) snprintf(m->config_version, sizeof(m->config_version), "%016" PRIx64,
+                        mediator_fnv1a64(text));
+}
+
+MediatorState mediator_get_state(const Mediator *m) {
+        assert(m);
+        if (m->drain == DRAIN_RUNNING)
+                return MEDIATOR_DRAINING;
+        if (m->drain == DRAIN_DONE)
+                return MEDIATOR_DRAINED;
+        if (!m->ticked)
+                return MEDIATOR_STARTING;
+        return m->outputs_down ? MEDIATOR_DEGRADED : MEDIATOR_RUNNING;
+}
+
+bool mediator_is_ready(const Mediator *m) {
+        MediatorState s = mediator_get_state(m);
+        return s == MEDIATOR_RUNNING || s == MEDIATOR_DEGRADED;
+}
+
+void mediator_get_counters(const Mediator *m, MediatorCounters *ret) {
+        assert(m);
+        assert(ret);
+        *ret = m->counters;
+        ret->signals_dropped = mediator_bus_signals_dropped(m->bus);
+}
+
+uint64_t mediator_started_ms(const Mediator *m) {
+        return m->started_ms;
+}
+
+const char *mediator_config_version(const Mediator *m) {
+        return m->config_version;
+}
+
+/* Tells the bus (and the log) when State, and with it maybe Ready, changed. */
+static void publish_state(Mediator *m) {
+        MediatorState s = mediator_get_state(m);
+        MediatorState old = m->published_state;
+
+        if (s == old)
+                return;
+        m->published_state = s;
+        log_info("State %s -> %s", mediator_state_to_string(old), mediator_state_to_string(s));
+        mediator_bus_state_changed(m->bus);
+}
 
 static void store_sink(void *userdata, const FlowRecord *recs, size_t n) {
         Mediator *m = userdata;
@@ -136,6 +239,8 @@ static int input_read(Mediator *m, unsigned max) {
                 n++;
         }
         zmq_msg_close(&msg);
+        if (n > 0)
+                m->last_input_usec = now_usec();
         return n;
 }
 
@@ -168,6 +273,105 @@ static int on_pump(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* The gauge ipfixd_mediator_output_up: an output is up while it can take records
+ * (connected, or a file open or ready to open). */
+static bool output_state_up(const char *state) {
+        return state && strcmp(state, "connecting") != 0 && strcmp(state, "backoff") != 0 &&
+               strcmp(state, "error") != 0;
+}
+
+static void snaps_free(OutputSnap *snap, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(snap[i].pipeline);
+                free(snap[i].target);
+        }
+        free(snap);
+}
+
+static const OutputSnap *snap_find(const OutputSnap *snap, size_t n, const OutputSnap *k) {
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(snap[i].pipeline, k->pipeline) == 0 && snap[i].type == k->type &&
+                    strcmp(snap[i].target, k->target) == 0)
+                        return &snap[i];
+        return NULL;
+}
+
+/* Once per tick: compares every output's state with the last tick's (OutputStateChanged
+ * for each difference, "removed" for outputs a reload closed) and derives whether the
+ * mediator is degraded. Polling rather than hooks in the outputs: a state that lasts less
+ * than a tick (a reconnect that succeeds at once) is not news. Degraded/Recovered go out
+ * first: under the signal rate limit they matter more than the per-output details. */
+static void check_outputs(Mediator *m) {
+        size_t n = 0, n_down = 0;
+        OutputSnap *snap;
+        char reason[512] = "";
+
+        for (size_t i = 0; i < m->n_pipelines; i++)
+                n += pipeline_n_outputs(m->pipelines[i]);
+        snap = calloc(n + 1, sizeof(*snap));
+        if (!snap)
+                return;         /* try again next tick */
+        n = 0;
+        for (size_t i = 0; i < m->n_pipelines; i++)
+                for (size_t j = 0; j < pipeline_n_outputs(m->pipelines[i]); j++) {
+                        OutputSnap *e = &snap[n];
+                        const OutputSnap *old;
+                        OutputStats os;
+
+                        output_get_stats(pipeline_output(m->pipelines[i], j), &os);
+                        e->pipeline = strdup(pipeline_name(m->pipelines[i]));
+                        e->target = strdup(os.target ? os.target : "");
+                        if (!e->pipeline || !e->target) {
+                                snaps_free(snap, n + 1);
+                                return;
+                        }
+                        e->type = os.type;
+                        (void) snprintf(e->state, sizeof(e->state), "%s",
+                                        os.state ? os.state : "idle");
+                        n++;
+                        old = snap_find(m->snap, m->n_snap, e);
+                        e->changed = !old || strcmp(old->state, e->state) != 0;
+                        if (e->changed)
+                                log_full(!old || output_state_up(old->state) !=
+                                                         output_state_up(e->state)
+                                                 ? LOG_INFO
+                                                 : LOG_DEBUG,
+                                         "Output %s %s: %s pipeline=%s", e->type, e->target,
+                                         e->state, e->pipeline);
+                        if (!output_state_up(e->state) && n_down++ == 0)
+                                (void) snprintf(reason, sizeof(reason),
+                                                "output %s %s of pipeline %s is %s", e->type,
+                                                e->target, e->pipeline, e->state);
+                }
+        if (n_down > 1) {
+                size_t l = strlen(reason);
+                (void) snprintf(reason + l, sizeof(reason) - l, " (and %zu more)", n_down - 1);
+        }
+        if (n_down > 0 && !m->outputs_down) {
+                log_warning("Degraded: %s", reason);
+                mediator_bus_emit_degraded(m->bus, reason);
+        } else if (n_down == 0 && m->outputs_down) {
+                log_info("Recovered: every output is up");
+                mediator_bus_emit_recovered(m->bus);
+        }
+        m->outputs_down = n_down > 0;
+        m->ticked = true;
+
+        for (size_t i = 0; i < n; i++)
+                if (snap[i].changed)
+                        mediator_bus_emit_output_state(m->bus, snap[i].pipeline, snap[i].type,
+                                                       snap[i].target, snap[i].state);
+        for (size_t i = 0; i < m->n_snap; i++)
+                if (!snap_find(snap, n, &m->snap[i]))
+                        mediator_bus_emit_output_state(m->bus, m->snap[i].pipeline,
+                                                       m->snap[i].type, m->snap[i].target,
+                                                       "removed");
+        snaps_free(m->snap, m->n_snap);
+        m->snap = snap;
+        m->n_snap = n;
+        publish_state(m);
+}
+
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         Mediator *m = userdata;
         uint64_t now = now_realtime_ms();
@@ -176,6 +380,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 pipeline_tick(m->pipelines[i], now);
         if (m->rollup)
                 rollup_tick(m->rollup, now);
+        check_outputs(m);
         (void) sd_event_source_set_time_relative(s, TICK_USEC);
         return 0;
 }
@@ -224,8 +429,9 @@ static int open_outputs(Mediator *m, Pipeline *p, Pipeline **old, size_t n_old, 
                 Output *o = NULL;
                 bool reused = false;
 
+                /* old[j] is NULL where build_pipelines() took an unchanged pipeline. */
                 for (size_t j = 0; j < n_old && !o; j++)
-                        if (strcmp(pipeline_name(old[j]), pc->name) == 0)
+                        if (old[j] && strcmp(pipeline_name(old[j]), pc->name) == 0)
                                 o = pipeline_detach_output(old[j], pc->outputs[i]);
                 reused = o != NULL;
                 if (!o) {
@@ -376,32 +582,62 @@ static void running_config_view(const Mediator *m, MediatorConfig *view, Pipelin
         view->n_pipelines = m->n_pipelines;
 }
 
+/* What a reload refuses although the document itself is valid. */
+static int check_reloadable(const Mediator *m, const MediatorConfig *n, char **reterr) {
+        if (strcmp(m->cfg.store_source, n->store_source) != 0) {
+                *reterr = config_errorf("store_source: cannot change on reload (restart)");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int mediator_validate(Mediator *m, const char *json, char **reterr) {
+        MediatorConfig n;
+        int r;
+
+        assert(m);
+        r = mediator_config_parse(json, true, &n, reterr);
+        if (r >= 0)
+                r = check_reloadable(m, &n, reterr);
+        mediator_config_done(&n);
+        return r;
+}
+
+static int reload_refused(Mediator *m, int r, char *const *reterr) {
+        m->counters.reload_failures++;
+        log_error("Reload refused: %s; keeping the running configuration",
+                  *reterr ? *reterr : strerror(-r));
+        return r;
+}
+
 int mediator_reload(Mediator *m, const char *json, char **retchanges, char **reterr) {
         PipelineConfig *view_buf[MEDIATOR_MAX_PIPELINES + 1];
+        _cleanup_free_ char *changes_text = NULL;
         MediatorConfig n, view;
         Pipeline **ps = NULL;
         json_t *changes;
         int r;
 
-        r = mediator_config_parse(json, true, &n, reterr);
-        if (r >= 0 && strcmp(m->cfg.store_source, n.store_source) != 0) {
-                *reterr = config_errorf("store_source: cannot change on reload (restart)");
-                r = -EINVAL;
+        assert(m);
+        if (m->drain == DRAIN_RUNNING) {
+                *reterr = config_errorf("a drain is running; reload once it is done");
+                return reload_refused(m, -EBUSY, reterr);
         }
+        r = mediator_config_parse(json, true, &n, reterr);
+        if (r >= 0)
+                r = check_reloadable(m, &n, reterr);
         if (r < 0) {
-                m->counters.reload_failures++;
                 mediator_config_done(&n);
-                return r;
+                return reload_refused(m, r, reterr);
         }
         running_config_view(m, &view, view_buf);
         changes = describe_changes(&view, &n);
 
         r = build_pipelines(m, &n, m->pipelines, m->n_pipelines, &ps, reterr);
         if (r < 0) {
-                m->counters.reload_failures++;
                 json_decref(changes);
                 mediator_config_done(&n);
-                return r;
+                return reload_refused(m, r, reterr);
         }
         /* Commit: what is left of the old set is flushed into its outputs and closed. */
         free_pipelines(m->pipelines, m->n_pipelines, (uint64_t) m->cfg.shutdown_timeout_ms);
@@ -434,31 +670,109 @@ int mediator_reload(Mediator *m, const char *json, char **retchanges, char **ret
         connect_sinks(m);
         m->counters.reloads++;
         mediator_config_done(&n);
-        if (retchanges)
-                *retchanges = changes ? json_dumps(changes, JSON_COMPACT) : NULL;
+        set_config_text(m, json);
+        changes_text = changes ? json_dumps(changes, JSON_COMPACT) : NULL;
         json_decref(changes);
+        log_info("Reloaded (config version %s): %s", m->config_version,
+                 changes_text ? changes_text : "[]");
+        mediator_bus_emit_reloaded(m->bus, changes_text ? changes_text : "[]");
+        if (retchanges)
+                *retchanges = TAKE_PTR(changes_text);
         return 0;
+}
+
+int mediator_reload_file(Mediator *m, char **retchanges, char **reterr) {
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        assert(m);
+        if (!m->config_path) {
+                *reterr = config_errorf("no configuration file to re-read (started without "
+                                        "--config)");
+                return -ENOENT;
+        }
+        r = config_read_file(m->config_path, &text);
+        if (r < 0) {
+                *reterr = config_errorf("cannot read %s: %s", m->config_path, strerror(-r));
+                return reload_refused(m, r, reterr);
+        }
+        return mediator_reload(m, text, retchanges, reterr);
 }
 
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Mediator *m = userdata;
-        _cleanup_free_ char *text = NULL, *err = NULL, *changes = NULL;
+        _cleanup_free_ char *err = NULL;
         int r;
 
         if (!m->config_path) {
                 log_notice("SIGHUP: no configuration file to reload, ignoring");
                 return 0;
         }
-        r = config_read_file(m->config_path, &text);
-        if (r < 0)
-                return log_error_errno(r, "Reload: cannot read %s: %m, keeping the running "
-                                          "configuration", m->config_path), 0;
-        r = mediator_reload(m, text, &changes, &err);
-        if (r < 0)
-                log_error("Reload: %s: %s; keeping the running configuration", m->config_path,
-                          err ? err : strerror(-r));
-        else
-                log_info("Reloaded %s: %s", m->config_path, changes ? changes : "[]");
+        r = mediator_reload_file(m, NULL, &err);       /* logs either way */
+        (void) r;
+        return 0;
+}
+
+/* Drain: DRAIN_RUNNING -> (input idle or timeout) flush -> DRAIN_DONE, then @done. */
+static void drain_complete(Mediator *m, int r) {
+        MediatorDrainDone done = m->drain_done;
+
+        m->drain = r < 0 ? DRAIN_NONE : DRAIN_DONE;
+        m->drain_done = NULL;
+        m->drain_src = sd_event_source_disable_unref(m->drain_src);
+        publish_state(m);
+        if (done)
+                done(m->drain_userdata, r);
+}
+
+static void drain_flush(Mediator *m) {
+        for (size_t i = 0; i < m->n_pipelines; i++)
+                pipeline_flush(m->pipelines[i]);
+}
+
+static int on_drain_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        Mediator *m = userdata;
+        uint64_t now, idle_since;
+
+        input_pump(m);          /* the last batches may still be arriving */
+        now = now_usec();
+        idle_since = MAX(m->last_input_usec, m->drain_start_usec);
+        if (now - idle_since < DRAIN_IDLE_USEC &&
+            now - m->drain_start_usec < (uint64_t) m->cfg.shutdown_timeout_ms * 1000u) {
+                (void) sd_event_source_set_time_relative(s, DRAIN_CHECK_USEC);
+                return 0;
+        }
+        if (now - idle_since < DRAIN_IDLE_USEC)
+                log_warning("Drain: the input was still busy after shutdown_timeout_ms=%" PRIi64
+                            ", flushing anyway", m->cfg.shutdown_timeout_ms);
+        drain_flush(m);
+        log_info("Drained: %" PRIu64 " records received, every pipeline flushed",
+                 m->counters.records);
+        drain_complete(m, 0);
+        return 0;
+}
+
+int mediator_drain(Mediator *m, MediatorDrainDone done, void *userdata) {
+        int r;
+
+        assert(m);
+        if (m->drain == DRAIN_RUNNING)
+                return -EBUSY;
+        r = sd_event_add_time_relative(m->event, &m->drain_src, CLOCK_MONOTONIC,
+                                       DRAIN_CHECK_USEC, 0, on_drain_check, m);
+        if (r >= 0)     /* re-armed by on_drain_check() until done */
+                r = sd_event_source_set_enabled(m->drain_src, SD_EVENT_ON);
+        if (r < 0) {
+                m->drain_src = sd_event_source_disable_unref(m->drain_src);
+                return r;
+        }
+        m->drain = DRAIN_RUNNING;
+        m->drain_start_usec = now_usec();
+        m->drain_done = done;
+        m->drain_userdata = userdata;
+        log_info("Draining: pulling until the input is idle for %u ms (at most %" PRIi64 " ms)",
+                 DRAIN_IDLE_USEC / 1000u, m->cfg.shutdown_timeout_ms);
+        publish_state(m);
         return 0;
 }
 
@@ -530,7 +844,8 @@ static int open_store(Mediator *m) {
         return 0;
 }
 
-int mediator_new(Mediator **ret, MediatorConfig *cfg, const char *config_path) {
+int mediator_new(Mediator **ret, MediatorConfig *cfg, const char *config_path,
+                 const char *config_text) {
         _cleanup_free_ char *err = NULL;
         Mediator *m;
         sigset_t mask;
@@ -547,6 +862,8 @@ int mediator_new(Mediator **ret, MediatorConfig *cfg, const char *config_path) {
                 (void) snprintf(m->pod, sizeof(m->pod), "%s", m->cfg.pod_name);
         else if (gethostname(m->pod, sizeof(m->pod) - 1) < 0)
                 (void) snprintf(m->pod, sizeof(m->pod), "mediator");
+        m->published_state = MEDIATOR_STARTING;
+        set_config_text(m, config_text);
         if (config_path && !(m->config_path = strdup(config_path))) {
                 r = log_error_errno(-ENOMEM, "Out of memory");
                 goto fail;
@@ -608,14 +925,22 @@ int mediator_new(Mediator **ret, MediatorConfig *cfg, const char *config_path) {
                 log_error_errno(r, "Failed to set up the event loop: %m");
                 goto fail;
         }
+        /* Last: the object on the bus publishes a mediator that is complete. */
+        r = mediator_bus_new(&m->bus, m, m->event, m->cfg.bus_address);
+        if (r < 0) {
+                log_error_errno(r, "Failed to set up the bus connection: %m");
+                goto fail;
+        }
         {
                 FlowStoreStats st = { 0 };
                 if (m->store)
                         flow_store_get_stats(m->store, &st);
                 log_info("Mediator %s: input %s, %zu pipeline(s), query service %s, flow store "
-                         "%" PRIu64 " flows (%" PRIu64 " MiB)", m->pod, m->cfg.input,
-                         m->n_pipelines, m->query ? m->cfg.query_listen : "off", st.capacity,
-                         st.memory_bytes >> 20);
+                         "%" PRIu64 " flows (%" PRIu64 " MiB), bus %s, config version %s",
+                         m->pod, m->cfg.input, m->n_pipelines,
+                         m->query ? m->cfg.query_listen : "off", st.capacity,
+                         st.memory_bytes >> 20, mediator_bus_enabled(m->bus) ? "on" : "off",
+                         m->config_version);
         }
         *ret = m;
         return 0;
@@ -644,6 +969,8 @@ int mediator_run(Mediator *m) {
                                     "within shutdown_timeout_ms", pipeline_name(m->pipelines[i]),
                                     dropped);
         }
+        if (m->drain == DRAIN_RUNNING)
+                drain_complete(m, 0);   /* flushed and closed above: drained after all */
         write_stats(m);         /* final counters, files completed at close included */
         free_pipelines(m->pipelines, m->n_pipelines, 0);
         m->pipelines = NULL;
@@ -658,6 +985,9 @@ Mediator *mediator_free(Mediator *m) {
 
         if (!m)
                 return NULL;
+        if (m->drain == DRAIN_RUNNING)
+                drain_complete(m, -ECANCELED);
+        m->bus = mediator_bus_free(m->bus);
         free_pipelines(m->pipelines, m->n_pipelines, 0);
         query_service_free(m->query);
         sd_event_source_unref(m->input_src);
@@ -667,6 +997,7 @@ Mediator *mediator_free(Mediator *m) {
         sd_event_source_unref(m->term_src);
         sd_event_source_unref(m->int_src);
         sd_event_source_unref(m->hup_src);
+        sd_event_source_unref(m->drain_src);
         if (m->input) {
                 (void) zmq_setsockopt(m->input, ZMQ_LINGER, &linger, sizeof(linger));
                 zmq_close(m->input);
@@ -678,6 +1009,8 @@ Mediator *mediator_free(Mediator *m) {
         rollup_free(m->rollup);
         free(m->scratch);
         free(m->config_path);
+        free(m->config_text);
+        snaps_free(m->snap, m->n_snap);
         mediator_config_done(&m->cfg);
         free(m);
         return NULL;
@@ -773,6 +1106,9 @@ void mediator_render_metrics(Mediator *m, MetricsBuf *b) {
                 { "ipfixd_mediator_reload_failures_total",
                   "Configuration reloads refused (invalid, or an output failed to open)",
                   offsetof(MediatorCounters, reload_failures) },
+                { "ipfixd_mediator_signals_dropped_total",
+                  "D-Bus signals not sent: over the rate limit",
+                  offsetof(MediatorCounters, signals_dropped) },
         };
         static const struct {
                 const char *name, *help;
@@ -825,9 +1161,12 @@ void mediator_render_metrics(Mediator *m, MetricsBuf *b) {
                   offsetof(OutputStats, files) },
         };
 
+        MediatorCounters counters;
+
+        mediator_get_counters(m, &counters);
         for (size_t i = 0; i < ELEMENTSOF(mc); i++)
                 render_counter(b, mc[i].name, mc[i].help, NULL,
-                               *(const uint64_t *) ((const uint8_t *) &m->counters + mc[i].off),
+                               *(const uint64_t *) ((const uint8_t *) &counters + mc[i].off),
                                true);
         for (size_t k = 0; k < ELEMENTSOF(pc); k++)
                 for (size_t i = 0; i < m->n_pipelines; i++) {
@@ -877,9 +1216,73 @@ void mediator_render_metrics(Mediator *m, MetricsBuf *b) {
                         (void) snprintf(label, sizeof(label),
                                         "pipeline=\"%s\",type=\"%s\",target=\"%s\"", p, os.type, t);
                         metrics_sample(b, "ipfixd_mediator_output_up", label,
-                                       strcmp(os.state, "connecting") != 0 &&
-                                               strcmp(os.state, "backoff") != 0 &&
-                                               strcmp(os.state, "error") != 0);
+                                       output_state_up(os.state));
                 }
+        render_gauge(b, "ipfixd_mediator_ready",
+                     "1 while the data path runs and the mediator is not draining",
+                     mediator_is_ready(m));
+        if (mediator_bus_enabled(m->bus))
+                render_gauge(b, "ipfixd_mediator_bus_connected",
+                             "1 while connected to the pod's D-Bus",
+                             mediator_bus_connected(m->bus));
         render_store_metrics(m, b);
+}
+
+static json_t *pipeline_to_json(const Pipeline *p) {
+        json_t *outputs = json_array(), *obj;
+        PipelineStats ps;
+
+        if (!outputs)
+                return NULL;
+        for (size_t j = 0; j < pipeline_n_outputs(p); j++) {
+                OutputStats os;
+                json_t *o;
+
+                output_get_stats(pipeline_output(p, j), &os);
+                o = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+                              "type", os.type, "target", os.target ? os.target : "",
+                              "state", os.state ? os.state : "idle", "counters",
+                              "records", (json_int_t) os.records,
+                              "messages", (json_int_t) os.messages,
+                              "bytes", (json_int_t) os.bytes,
+                              "dropped", (json_int_t) os.dropped,
+                              "errors", (json_int_t) os.errors,
+                              "reconnects", (json_int_t) os.reconnects,
+                              "files", (json_int_t) os.files);
+                if (!o || json_array_append_new(outputs, o) < 0) {
+                        json_decref(outputs);
+                        return NULL;
+                }
+        }
+        pipeline_get_stats(p, &ps);
+        obj = json_pack("{s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o}",
+                        "name", pipeline_name(p), "counters",
+                        "in", (json_int_t) ps.in,
+                        "filtered", (json_int_t) ps.filtered,
+                        "duplicates", (json_int_t) ps.duplicates,
+                        "passed", (json_int_t) ps.passed,
+                        "aggregated", (json_int_t) ps.aggregated,
+                        "out", (json_int_t) ps.out,
+                        "output_errors", (json_int_t) ps.output_errors,
+                        "outputs", outputs);     /* "o" steals, also on failure */
+        return obj;
+}
+
+char *mediator_list_pipelines(Mediator *m) {
+        json_t *arr = json_array();
+        char *text;
+
+        assert(m);
+        if (!arr)
+                return NULL;
+        for (size_t i = 0; i < m->n_pipelines; i++) {
+                json_t *p = pipeline_to_json(m->pipelines[i]);
+                if (!p || json_array_append_new(arr, p) < 0) {
+                        json_decref(arr);
+                        return NULL;
+                }
+        }
+        text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        return text;
 }
