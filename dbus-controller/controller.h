@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
+#include "controller-config.h"
 #include "metrics.h"
 
 typedef struct Controller Controller;
@@ -68,3 +69,36 @@ int controller_reload(Controller *c, json_t *configs, ControllerDone done, void 
 int controller_drain(Controller *c, ControllerDone done, void *userdata);
 
 const char *controller_pod_name(Controller *c);
+
+/* ---- lifecycle (used by main.c and pod.c) ---- */
+
+/**
+ * controller_new() - starts the pod's dbus-daemon (cfg->bus_address unset: on
+ * cfg->bus_socket, restarted with backoff when it dies) or joins cfg->bus_address, connects
+ * as org.ipfixd.Controller (reconnecting), and starts watching and polling both components.
+ * @cfg: borrowed; must outlive the controller
+ * Return: 0, or -errno (logged) when the dbus-daemon cannot be started.
+ */
+int controller_new(Controller **ret, const ControllerConfig *cfg, sd_event *e);
+/* Frees everything: a running operation's @done is called from in here (503, or its result
+ * if it had finished), a dbus-daemon still running is killed. */
+Controller *controller_free(Controller *c);
+
+/* The address the components are given (IPFIXD_BUS_ADDRESS): cfg->bus_address, or
+ * "unix:path=<bus_socket>" for the daemon we run. Borrowed. */
+const char *controller_bus_address(Controller *c);
+
+/**
+ * controller_stop() - shutdown: stops polling, fails a running operation (503), leaves the
+ * bus and stops the dbus-daemon we started (SIGTERM, SIGKILL after cfg->stop_timeout_ms).
+ * Readiness is false from here on. @done runs on the loop afterwards (never from inside).
+ * Return: 0, -EALREADY, -ENOMEM.
+ */
+int controller_stop(Controller *c, void (*done)(void *userdata), void *userdata);
+
+/* More metrics appended by controller_render_metrics() (the supervised children's). */
+typedef void (*ControllerMetricsFunc)(void *userdata, MetricsBuf *b);
+void controller_set_extra_metrics(Controller *c, ControllerMetricsFunc f, void *userdata);
+
+/* Besides the statuses above, operations may finish with 502: a component answered a call
+ * with an unexpected error (result {"error": {"code": "component_error", ...}}). */
