@@ -103,10 +103,10 @@ int main(int argc, char *argv[]) {
                 r = sd_event_default(&e);
         if (r >= 0)
                 r = controller_new(&c, &cfg, e);
-        if (r >= 0 && spawn)
-                r = pod_new(&pod, e, &cfg, controller_bus_address(c));
         if (r >= 0)
                 r = http_start(&http, e, c, &cfg);
+        if (r >= 0 && spawn)
+                r = pod_new(&pod, e, &cfg, controller_bus_address(c));
         if (r >= 0)
                 r = pod_run(e, c, pod);
         if (r < 0)
