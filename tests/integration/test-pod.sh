@@ -113,8 +113,8 @@ check_eq "GET needs no token" "$(status GET /api/v1/pod)" 200
 check_eq "malformed JSON" "$(status POST /api/v1/reload '{"mediator": ' "$TOKEN")" 400
 check_eq "unknown path" "$(status GET /api/v1/nope)" 404
 check_eq "wrong method" "$(status GET /api/v1/reload)" 405
-BIG=$(head -c 2000000 /dev/zero | tr '\0' ' ')
-check_eq "body over the cap" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" --data-binary "{\"x\":\"$BIG\"}" "$URL/api/v1/reload")" 413
+{ printf '{"x":"'; head -c 2000000 /dev/zero | tr '\0' ' '; printf '"}'; } > "$T/big.json"
+check_eq "body over the cap" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" --data-binary @"$T/big.json" "$URL/api/v1/reload")" 413
 
 echo "# reload: invalid refused and nothing changes; valid applied"
 V0=$(pyget "$(body GET /api/v1/pod)" 'd["components"]["mediator"]["config_version"]')
