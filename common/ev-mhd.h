@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ev-mhd.h - a libmicrohttpd daemon driven by sd-event, without threads.
+ *
+ * The daemon runs in MHD's external epoll mode (MHD_USE_EPOLL, no internal polling thread):
+ * its epoll fd (MHD_DAEMON_INFO_EPOLL_FD) is one sd-event io source, MHD_run() is called when
+ * it is readable, and one timer is re-armed from MHD_get_timeout() after every run so idle
+ * connections time out and data MHD already buffered is processed. The listening socket is
+ * ours (non-blocking, close-on-exec, SO_REUSEADDR; an IPv6 wildcard also accepts IPv4) and
+ * handed to MHD, which closes it when the daemon stops.
+ *
+ * Connections may be suspended (MHD_ALLOW_SUSPEND_RESUME) while an asynchronous operation
+ * runs: call MHD_suspend_connection() in the access handler, and when the operation completes
+ * queue the response and call ev_mhd_resume() (or MHD_resume_connection() and then
+ * ev_mhd_kick()). MHD_run() is then re-run from a defer source, never from inside a caller
+ * that may itself be running under MHD_run(). Every connection must be resumed before
+ * ev_mhd_free(): MHD aborts when a daemon with suspended connections is stopped.
+ *
+ * Limits against hostile peers: total connections, connections per IP, idle timeout, and
+ * the per-connection memory pool, which caps the request line and headers: MHD answers a
+ * too-long URL with 414 and too-large headers with 431 itself (an HTML body; the access
+ * handler never sees such requests).
+ *
+ * Everything here runs on the loop thread. common/ does not log: MHD's own diagnostics go to
+ * EvMhdConfig.logger when one is given, and nowhere otherwise.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+#include <systemd/sd-event.h>
+
+typedef struct EvMhd EvMhd;
+
+typedef struct EvMhdConfig {
+        const char *listen;             /* "ADDR:PORT", "[V6ADDR]:PORT", ":PORT" or "*:PORT"
+                                         * (all addresses); PORT 0 lets the kernel choose */
+        unsigned max_connections;       /* 0: 64 */
+        unsigned max_per_ip;            /* 0: no per-address limit */
+        unsigned timeout_s;             /* idle connection timeout; 0: 30 */
+        size_t memory_limit;            /* per-connection pool, caps request line + headers;
+                                         * 0: 32 KiB (MHD's default), minimum 4 KiB */
+        unsigned listen_backlog;        /* 0: 128 */
+        /* MHD_OPTION_NOTIFY_COMPLETED: called for every request the handler saw, when it
+         * completes or its connection goes away; free the per-request state (con_cls) here.
+         * NULL: none. */
+        MHD_RequestCompletedCallback on_completed;
+        void *on_completed_cls;
+        /* MHD's diagnostics (MHD_USE_ERROR_LOG + MHD_OPTION_EXTERNAL_LOGGER); NULL: silent. */
+        MHD_LogCallback logger;
+        void *logger_cls;
+} EvMhdConfig;
+
+/**
+ * ev_mhd_parse_listen() - parses a listen string (see EvMhdConfig.listen) into a socket
+ * address. Only numeric addresses are accepted (no name resolution, which would block).
+ * @ret_addr: set to an AF_INET or AF_INET6 address on success; a wildcard is "::"
+ * @ret_len:  its length
+ * Return: 0, or -EINVAL for a malformed string, address or port.
+ */
+int ev_mhd_parse_listen(const char *listen, struct sockaddr_storage *ret_addr,
+                        socklen_t *ret_len);
+
+/**
+ * ev_mhd_new() - binds and listens, starts the daemon and attaches it to @e.
+ * @handler:     the access handler (called on the loop, from MHD_run())
+ * @handler_cls: its closure
+ * Return: 0, -EINVAL for a bad config, -errno from socket()/bind()/listen() (e.g.
+ * -EADDRINUSE, -EADDRNOTAVAIL), -EAFNOSUPPORT when IPv6 is unavailable for an IPv6 address,
+ * -ENOMEM, or -EIO when MHD refuses to start.
+ */
+int ev_mhd_new(EvMhd **ret, sd_event *e, const EvMhdConfig *cfg,
+               MHD_AccessHandlerCallback handler, void *handler_cls);
+
+/**
+ * ev_mhd_free() - stops the daemon (closing every connection; the completed callback runs
+ * for each request in progress) and detaches it from the loop. No connection may be
+ * suspended (resume them first). NULL-safe.
+ * Return: NULL.
+ */
+EvMhd *ev_mhd_free(EvMhd *m);
+
+/* The bound port (the kernel's choice when the config said 0). */
+uint16_t ev_mhd_port(const EvMhd *m);
+
+/* The MHD daemon, for MHD_get_daemon_info() and the like. Borrowed. */
+struct MHD_Daemon *ev_mhd_daemon(EvMhd *m);
+
+/**
+ * ev_mhd_kick() - schedules MHD_run() from a defer source on the next loop iteration. Call it
+ * after MHD_resume_connection(); safe from inside MHD callbacks.
+ */
+void ev_mhd_kick(EvMhd *m);
+
+/**
+ * ev_mhd_resume() - MHD_resume_connection(@c) then ev_mhd_kick(). Queue the response on the
+ * suspended connection first (MHD_queue_response() is allowed on a suspended connection).
+ */
+void ev_mhd_resume(EvMhd *m, struct MHD_Connection *c);
+
+/**
+ * ev_mhd_flush() - runs MHD a couple of times right now (never blocking), so responses just
+ * queued on resumed connections get written before ev_mhd_free(). For shutdown: the access
+ * handler may run for requests that arrived meanwhile and must not suspend them.
+ */
+void ev_mhd_flush(EvMhd *m);
+
+/* Connections currently open (accepted and not yet closed). */
+unsigned ev_mhd_connections(EvMhd *m);
