@@ -65,6 +65,9 @@ const ConfigKey collector_config_keys[] = {
         K_INT(stats_interval_s, 0, 3600, 10, true, "counter summary and metrics file period"),
         K_INT(shutdown_timeout_ms, 0, 60000, 3000, false,
               "on SIGTERM, how long to try to hand buffered flows over"),
+        K_STR(bus_address, NULL, false,
+              "the pod's D-Bus (e.g. unix:path=/run/ipfixd/bus); unset: $IPFIXD_BUS_ADDRESS, "
+              "else no bus"),
 };
 const size_t collector_config_n_keys = ELEMENTSOF(collector_config_keys);
 
@@ -199,6 +202,38 @@ int collector_config_validate(const CollectorConfig *ret, char **reterr_msg) {
                 *reterr_msg = config_errorf("output: must be an ipc:// or tcp:// endpoint");
                 return -EINVAL;
         }
+        return 0;
+}
+
+int collector_config_load(const char *json, char *const *sets, size_t n_sets,
+                          char *const *listens, size_t n_listens, CollectorConfig *ret,
+                          char **reterr_msg) {
+        int r;
+
+        r = collector_config_parse(json, true, ret, reterr_msg);
+        if (r < 0)
+                return r;
+        r = config_apply_assignments(collector_config_keys, collector_config_n_keys, sets, n_sets,
+                                     ret, reterr_msg);
+        if (r < 0)
+                return r;
+        if (n_listens > COLLECTOR_MAX_LISTENERS) {
+                *reterr_msg = config_errorf("--listen: at most %d listeners",
+                                            COLLECTOR_MAX_LISTENERS);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < n_listens; i++) {
+                r = listener_config_from_url(listens[i], &ret->listeners[i]);
+                if (r < 0) {
+                        *reterr_msg = config_errorf("--listen %s: expected tcp://, udp:// or "
+                                                    "tcp+proxy://ADDR:PORT with a numeric "
+                                                    "address", listens[i]);
+                        return r;
+                }
+                ret->n_listeners = i + 1;
+        }
+        if (n_sets > 0 || n_listens > 0)
+                return collector_config_validate(ret, reterr_msg);
         return 0;
 }
 

@@ -56,6 +56,7 @@ typedef struct CollectorConfig {
         char *metrics_file;
         int64_t stats_interval_s;
         int64_t shutdown_timeout_ms;
+        char *bus_address;
 
         ListenerConfig listeners[COLLECTOR_MAX_LISTENERS];
         size_t n_listeners;
@@ -73,6 +74,18 @@ extern const size_t collector_config_n_keys;
  */
 int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
                            char **reterr_msg);
+/**
+ * collector_config_load() - the whole precedence chain: @json (may be NULL) over the
+ * defaults, then the environment, then @sets ("KEY=VALUE", as --set takes them) and
+ * @listens (URLs, as --listen takes them; when given they replace the listeners), then
+ * validation. Used at start and again for every reload, so overrides survive reloads.
+ * @ret: as collector_config_parse() (free with collector_config_done(), also on failure)
+ * Return: 0, -EINVAL / -ENOENT with @reterr_msg naming the key or argument, -ENOMEM.
+ */
+int collector_config_load(const char *json, char *const *sets, size_t n_sets,
+                          char *const *listens, size_t n_listens, CollectorConfig *ret,
+                          char **reterr_msg);
+
 /* Cross-key checks; the parser calls it, and main again after --set/--listen. */
 int collector_config_validate(const CollectorConfig *c, char **reterr_msg);
 void collector_config_done(CollectorConfig *c);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * counters.h - every counter the collector keeps, as one X-macro table so the struct, the
- * Prometheus names, the log summary and (later) the D-Bus properties derive from one list.
+ * Prometheus names, the log summary and the D-Bus properties (one `t` property per counter,
+ * named as here) derive from one list.
  * A worker thread owns its CollectorCounters and is the only writer; readers take a snapshot
- * published under the worker's lock (see worker.c).
+ * published under the worker's lock (see worker.c). signals_dropped is the loop thread's
+ * (collector-bus.c); workers leave it 0.
  */
 #pragma once
 
@@ -53,7 +55,8 @@
         X(template_changes_dropped, "Store change notifications dropped: a worker's inbox was full (held data is still retried)") \
         X(exporters_untracked, "Ended sessions whose totals were not kept (exporter table full)") \
         X(batches_sent, "Flow batches handed to ZeroMQ")                                       \
-        X(records_sent, "Flow records handed to ZeroMQ")
+        X(records_sent, "Flow records handed to ZeroMQ")                                       \
+        X(signals_dropped, "D-Bus signals not sent: event queue full or over the rate limit")
 
 typedef struct CollectorCounters {
 #define X_FIELD(name, help) uint64_t name;

@@ -40,6 +40,7 @@ int main(int argc, char *argv[]) {
         const char *path = NULL;
         char *sets[64], *listens[COLLECTOR_MAX_LISTENERS];
         size_t n_sets = 0, n_listens = 0;
+        CollectorOrigin origin;
         CollectorConfig cfg;
         Collector *c = NULL;
         int r, opt;
@@ -62,27 +63,18 @@ int main(int argc, char *argv[]) {
                 log_error_errno(r, "Failed to read %s: %m", path);
                 return EXIT_FAILURE;
         }
-        r = collector_config_parse(text, true, &cfg, &err);
-        if (r >= 0)
-                r = config_apply_assignments(collector_config_keys, collector_config_n_keys,
-                                             sets, n_sets, &cfg, &err);
-        for (size_t i = 0; r >= 0 && i < n_listens; i++) {
-                r = listener_config_from_url(listens[i], &cfg.listeners[i]);
-                if (r < 0)
-                        err = config_errorf("--listen %s: expected tcp://, udp:// or "
-                                            "tcp+proxy://ADDR:PORT with a numeric address",
-                                            listens[i]);
-                cfg.n_listeners = i + 1;
-        }
-        if (r >= 0 && (n_sets > 0 || n_listens > 0))
-                r = collector_config_validate(&cfg, &err);
+        r = collector_config_load(text, sets, n_sets, listens, n_listens, &cfg, &err);
         if (r < 0) {
                 log_error("Invalid configuration%s%s: %s", path ? " in " : "", path ? path : "",
                           err ? err : "invalid");
                 collector_config_done(&cfg);
                 return EXIT_FAILURE;
         }
-        r = collector_new(&c, &cfg, path);
+        origin = (CollectorOrigin) {
+                .config_path = path, .config_text = text,
+                .sets = sets, .n_sets = n_sets, .listens = listens, .n_listens = n_listens,
+        };
+        r = collector_new(&c, &cfg, &origin);
         if (r >= 0)
                 r = collector_run(c);
         collector_free(c);

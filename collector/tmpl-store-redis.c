@@ -734,3 +734,7 @@ void tmpl_store_redis_get_stats(TmplStore *s, RedisStoreStats *ret) {
         *ret = rs->stats;
         pthread_mutex_unlock(&rs->lock);
 }
+
+TmplStore *tmpl_store_redis_get_cache(TmplStore *s) {
+        return ((RedisStore *) s)->cache;
+}

@@ -52,3 +52,7 @@ int tmpl_store_new_redis(TmplStore **ret, const RedisStoreConfig *cfg);
 
 /* Copies the store's counters (thread-safe). */
 void tmpl_store_redis_get_stats(TmplStore *s, RedisStoreStats *ret);
+
+/* The local cache: an in-process store (tmpl-store.h) holding what this replica knows.
+ * Reading it (lookup, tmpl_store_memory_foreach()) never touches Redis. Borrowed. */
+TmplStore *tmpl_store_redis_get_cache(TmplStore *s);

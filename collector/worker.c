@@ -69,6 +69,8 @@ struct Conn {
         size_t stash_len;
         bool paused;
         bool proxy_pending;     /* a PROXY header must come first */
+        bool announced;         /* on_exporter(connected) was reported */
+        uint8_t listen;         /* index of the listener it was accepted on */
         uint64_t accepted_usec;
         Decoder **decs;
         size_t n_decs;
@@ -82,6 +84,7 @@ struct UdpSession {
         ExporterKey key;
         uint16_t port;
         uint64_t last_usec;
+        uint8_t listen;
         Decoder *dec;
 };
 
@@ -98,11 +101,21 @@ struct Retired {
 #define MAX_ORPHANS 1024u
 
 typedef struct Listen {
+        Worker *w;
+        uint8_t index;                  /* the same on every worker: the config's order */
         ListenerTransport transport;
         bool proxy;
         int fd;
         sd_event_source *src;
+        /* Written by the worker only, read by any thread (relaxed: plain counters). */
+        atomic_uint_fast64_t accepted;  /* TCP connections accepted; UDP: sessions created */
+        atomic_uint_fast64_t records;   /* records decoded from what arrived here */
 } Listen;
+
+typedef struct Orphan {
+        Decoder *dec;
+        uint8_t listen;
+} Orphan;
 
 struct Worker {
         unsigned index;
@@ -133,7 +146,7 @@ struct Worker {
         size_t n_retired;
         /* Decoders of closed TCP sessions that still hold data sets: the template may yet
          * come on another session of the exporter. Freed when their hold queue empties. */
-        Decoder **orphans;
+        Orphan *orphans;
         size_t n_orphans;
         struct mmsghdr mm[UDP_BATCH];
         struct iovec iov[UDP_BATCH];
@@ -149,6 +162,8 @@ struct Worker {
         atomic_uint_fast64_t inbox_dropped;     /* written by other threads */
         int inbox_fd;
         sd_event_source *inbox_src, *hold_timer;
+
+        atomic_bool finished;           /* worker_main() returned (after a stop) */
 
         pthread_mutex_t lock;           /* guards the snapshot below */
         CollectorCounters snap;
@@ -224,6 +239,20 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ---- per-listener counters and exporter events ------------------------------------------ */
+
+static void report_exporter(Worker *w, const ExporterKey *k, bool tcp, bool connected) {
+        if (w->shared->on_exporter)
+                w->shared->on_exporter(w->shared->on_exporter_userdata, k, tcp, connected);
+}
+
+/* Records decoded since @before (a value of w->c.records) came from listener @idx. */
+static void listen_add_records(Worker *w, uint8_t idx, uint64_t before) {
+        if (idx < w->n_listens && w->c.records > before)
+                atomic_fetch_add_explicit(&w->listens[idx].records, w->c.records - before,
+                                          memory_order_relaxed);
+}
+
 /* ---- TCP connections ------------------------------------------------------------------- */
 
 /* Adds a finished session's counters to its exporter's totals. */
@@ -277,15 +306,18 @@ static void conn_free(Conn *c) {
         for (size_t i = 0; i < c->n_decs; i++) {
                 retire(w, c->decs[i], true);
                 if (decoder_has_held(c->decs[i]) && !w->draining && w->n_orphans < MAX_ORPHANS) {
-                        Decoder **n = realloc(w->orphans, (w->n_orphans + 1) * sizeof(*n));
+                        Orphan *n = realloc(w->orphans, (w->n_orphans + 1) * sizeof(*n));
                         if (n) {
                                 w->orphans = n;
-                                w->orphans[w->n_orphans++] = c->decs[i];
+                                w->orphans[w->n_orphans++] = (Orphan) { .dec = c->decs[i],
+                                                                        .listen = c->listen };
                                 continue;
                         }
                 }
                 decoder_free(c->decs[i]);
         }
+        if (c->announced)
+                report_exporter(w, &c->peer, true, false);
         free(c->decs);
         free(c->stash);
         free(c);
@@ -342,6 +374,7 @@ static Decoder *conn_decoder(Conn *c, uint32_t odid) {
  * stream is broken and the connection must close. */
 static int conn_consume(Conn *c, const uint8_t *p, size_t len) {
         Worker *w = c->w;
+        uint64_t before = w->c.records;
         size_t off = 0;
         int r = 0;
 
@@ -364,6 +397,7 @@ static int conn_consume(Conn *c, const uint8_t *p, size_t len) {
                 off += mlen;
         }
         w->cur_tcp = false;
+        listen_add_records(w, c->listen, before);
         if (r < 0) {
                 if (r == -EPROTO)
                         w->c.err_version++;
@@ -421,6 +455,8 @@ static int conn_proxy_header(Conn *c, const uint8_t *p, size_t len, bool eof) {
         }       /* LOCAL / UNKNOWN: the socket peer stays the identity */
         c->proxy_pending = false;
         w->c.tcp_proxy_accepted++;
+        c->announced = true;
+        report_exporter(w, &c->peer, true, true);
         return r;
 }
 
@@ -550,12 +586,9 @@ static void exporter_key_from_sockaddr(const struct sockaddr_storage *ss, Export
 }
 
 static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Worker *w = userdata;
-        bool proxy = false;
-
-        for (size_t i = 0; i < w->n_listens; i++)
-                if (w->listens[i].src == s)
-                        proxy = w->listens[i].proxy;
+        Listen *l = userdata;
+        Worker *w = l->w;
+        bool proxy = l->proxy;
 
         for (int i = 0; i < ACCEPT_BURST; i++) {
                 struct sockaddr_storage ss;
@@ -585,6 +618,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                         continue;
                 }
                 c->w = w;
+                c->listen = l->index;
                 c->proxy_pending = proxy;
                 c->accepted_usec = now_usec();
                 exporter_key_from_sockaddr(&ss, &c->peer, &c->port);
@@ -601,6 +635,11 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
                         w->conns->prev = c;
                 w->conns = c;
                 w->c.tcp_accepted++;
+                atomic_fetch_add_explicit(&l->accepted, 1, memory_order_relaxed);
+                if (!proxy) {   /* behind a proxy, the exporter is known from the header */
+                        c->announced = true;
+                        report_exporter(w, &c->peer, true, true);
+                }
                 log_debug("Exporter connected peer=%s worker=%u", c->name, w->index);
         }
         return 0;
@@ -608,7 +647,7 @@ static int on_tcp_accept(sd_event_source *s, int fd, uint32_t revents, void *use
 
 /* ---- UDP ------------------------------------------------------------------------------- */
 
-static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
+static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port, uint8_t listen) {
         uint32_t b = exporter_key_hash(k, port) % UDP_BUCKETS;
         UdpSession *s;
 
@@ -628,15 +667,20 @@ static Decoder *udp_session(Worker *w, const ExporterKey *k, uint16_t port) {
         }
         s->key = *k;
         s->port = port;
+        s->listen = listen;
         s->last_usec = now_usec();
         s->next = w->udp[b];
         w->udp[b] = s;
         w->n_udp++;
+        if (listen < w->n_listens)
+                atomic_fetch_add_explicit(&w->listens[listen].accepted, 1, memory_order_relaxed);
+        report_exporter(w, k, false, true);
         return s->dec;
 }
 
 typedef struct UdpOrigin {
         Worker *w;
+        uint8_t listen;
         ExporterKey key;
         uint16_t port;
 } UdpOrigin;
@@ -647,7 +691,7 @@ static void udp_message(void *userdata, const uint8_t *msg, size_t len, uint64_t
         Decoder *d;
 
         o->key.odid = wire_read_u32(msg + 12);
-        d = udp_session(w, &o->key, o->port);
+        d = udp_session(w, &o->key, o->port, o->listen);
         if (!d) {
                 w->c.drop_session_limit_messages++;
                 log_ratelimited(LOG_WARNING, "udp-limit",
@@ -658,9 +702,9 @@ static void udp_message(void *userdata, const uint8_t *msg, size_t len, uint64_t
         (void) decoder_feed(d, msg, len, init_ms);
 }
 
-static void udp_datagram(Worker *w, const struct sockaddr_storage *ss, const uint8_t *p,
-                         size_t len) {
-        UdpOrigin o = { .w = w };
+static void udp_datagram(Worker *w, uint8_t listen, const struct sockaddr_storage *ss,
+                         const uint8_t *p, size_t len) {
+        UdpOrigin o = { .w = w, .listen = listen };
         char peer[64];
         int r;
 
@@ -678,7 +722,9 @@ static void udp_datagram(Worker *w, const struct sockaddr_storage *ss, const uin
 }
 
 static int on_udp_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Worker *w = userdata;
+        Listen *l = userdata;
+        Worker *w = l->w;
+        uint64_t before = w->c.records;
         int n;
 
         for (unsigned i = 0; i < UDP_BATCH; i++) {
@@ -700,8 +746,9 @@ static int on_udp_readable(sd_event_source *s, int fd, uint32_t revents, void *u
                         w->c.err_length++;
                         continue;
                 }
-                udp_datagram(w, &w->addrs[i], w->ubuf + (size_t) i * 65536u, len);
+                udp_datagram(w, l->index, &w->addrs[i], w->ubuf + (size_t) i * 65536u, len);
         }
+        listen_add_records(w, l->index, before);
         return 0;
 }
 
@@ -715,6 +762,7 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
                         UdpSession *e = *p;
                         if (now - e->last_usec > max_idle) {
                                 *p = e->next;
+                                report_exporter(w, &e->key, false, false);
                                 retire(w, e->dec, false);
                                 decoder_free(e->dec);
                                 free(e);
@@ -732,24 +780,33 @@ static int on_sweep(sd_event_source *s, uint64_t usec, void *userdata) {
 typedef void (*DecoderVisitFn)(Worker *w, Decoder *d, void *userdata);
 
 static void for_each_decoder(Worker *w, DecoderVisitFn fn, void *userdata) {
+        uint64_t before;
+
         for (Conn *c = w->conns; c; c = c->next)
                 for (size_t i = 0; i < c->n_decs; i++) {
+                        before = w->c.records;
                         w->cur_tcp = true;
                         fn(w, c->decs[i], userdata);
                         w->cur_tcp = false;
+                        listen_add_records(w, c->listen, before);
                 }
         for (size_t b = 0; b < UDP_BUCKETS; b++)
-                for (UdpSession *e = w->udp[b]; e; e = e->next)
+                for (UdpSession *e = w->udp[b]; e; e = e->next) {
+                        before = w->c.records;
                         fn(w, e->dec, userdata);
+                        listen_add_records(w, e->listen, before);
+                }
         for (size_t i = 0; i < w->n_orphans;) {
+                before = w->c.records;
                 w->cur_tcp = true;
-                fn(w, w->orphans[i], userdata);
+                fn(w, w->orphans[i].dec, userdata);
                 w->cur_tcp = false;
-                if (decoder_has_held(w->orphans[i])) {
+                listen_add_records(w, w->orphans[i].listen, before);
+                if (decoder_has_held(w->orphans[i].dec)) {
                         i++;
                         continue;
                 }
-                decoder_free(w->orphans[i]);    /* its totals were retired at close */
+                decoder_free(w->orphans[i].dec);        /* its totals were retired at close */
                 w->orphans[i] = w->orphans[--w->n_orphans];
         }
 }
@@ -902,7 +959,7 @@ static void drain(Worker *w) {
                 if (l->transport == LISTENER_UDP)
                         for (int k = 0; k < 1024; k++) {
                                 uint64_t before = w->c.udp_datagrams;
-                                (void) on_udp_readable(l->src, l->fd, EPOLLIN, w);
+                                (void) on_udp_readable(l->src, l->fd, EPOLLIN, l);
                                 if (w->c.udp_datagrams == before)
                                         break;
                         }
@@ -965,6 +1022,7 @@ static void *worker_main(void *userdata) {
                 log_warning("Worker %u: %zu batches not handed over within %" PRId64 " ms",
                             w->index, left, w->cfg->shutdown_timeout_ms);
         publish(w);
+        atomic_store(&w->finished, true);
         return NULL;
 }
 
@@ -1063,8 +1121,10 @@ int worker_add_listener(Worker *w, ListenerTransport transport, bool proxy, int 
                 return -E2BIG;
         }
         l = &w->listens[w->n_listens];
+        l->w = w;
+        l->index = (uint8_t) w->n_listens;
         r = sd_event_add_io(w->event, &l->src, fd, EPOLLIN,
-                            transport == LISTENER_TCP ? on_tcp_accept : on_udp_readable, w);
+                            transport == LISTENER_TCP ? on_tcp_accept : on_udp_readable, l);
         if (r < 0) {
                 safe_close(fd);
                 return r;
@@ -1111,7 +1171,7 @@ Worker *worker_free(Worker *w) {
                         free(e);
                 }
         for (size_t i = 0; i < w->n_orphans; i++)
-                decoder_free(w->orphans[i]);
+                decoder_free(w->orphans[i].dec);
         free(w->orphans);
         for (size_t b = 0; b < RETIRED_BUCKETS; b++)
                 while (w->retired[b]) {
@@ -1151,7 +1211,7 @@ int worker_snapshot(Worker *w, CollectorCounters *ret_counters, ExporterSnapshot
         size_t n;
 
         pthread_mutex_lock(&w->lock);
-        n = w->snap_n;
+        n = ret_exporters ? w->snap_n : 0;
         if (n > 0) {
                 copy = malloc(n * sizeof(*copy));
                 if (copy)
@@ -1161,7 +1221,22 @@ int worker_snapshot(Worker *w, CollectorCounters *ret_counters, ExporterSnapshot
         pthread_mutex_unlock(&w->lock);
         if (n > 0 && !copy)
                 return -ENOMEM;
-        *ret_exporters = copy;
-        *ret_n = n;
+        if (ret_exporters) {
+                *ret_exporters = copy;
+                *ret_n = n;
+        }
         return 0;
+}
+
+bool worker_finished(Worker *w) {
+        return atomic_load(&w->finished);
+}
+
+void worker_listener_stats(Worker *w, size_t index, uint64_t *ret_accepted,
+                           uint64_t *ret_records) {
+        *ret_accepted = *ret_records = 0;
+        if (index >= w->n_listens)
+                return;
+        *ret_accepted = atomic_load_explicit(&w->listens[index].accepted, memory_order_relaxed);
+        *ret_records = atomic_load_explicit(&w->listens[index].records, memory_order_relaxed);
 }

@@ -19,11 +19,18 @@
 
 typedef struct Worker Worker;
 
+/* An exporter session began (TCP: accepted, or its PROXY header read; UDP: first message
+ * of a new (address, port, ODID) session) or ended (TCP: closed; UDP: expired). Called on
+ * the worker's thread: must be cheap and thread-safe. */
+typedef void (*WorkerExporterFn)(void *userdata, const ExporterKey *k, bool tcp, bool connected);
+
 typedef struct WorkerShared {
         const CollectorConfig *cfg;     /* immutable while workers run */
         void *zctx;                     /* ZeroMQ context (thread-safe) */
         TmplStore *store;               /* may be NULL */
         atomic_uint open_connections;   /* over all workers, for max_connections */
+        WorkerExporterFn on_exporter;   /* may be NULL */
+        void *on_exporter_userdata;
 } WorkerShared;
 
 typedef struct ExporterSnapshot {
@@ -57,6 +64,10 @@ int worker_start(Worker *w);
  * Safe to call from any thread. */
 void worker_stop(Worker *w);
 
+/* Whether the thread has finished its drain (and published its final counters); the
+ * Worker itself stays valid until worker_free(). Any thread. */
+bool worker_finished(Worker *w);
+
 /* Waits for the thread. */
 void worker_join(Worker *w);
 
@@ -64,9 +75,16 @@ void worker_join(Worker *w);
  * exporter: they refresh the template and retry held data. tid 0: all of its templates. */
 void worker_template_changed(Worker *w, const ExporterKey *k, uint16_t tid);
 
+/* Counters of the worker's socket for listener @index (the order of worker_add_listener()
+ * calls): TCP connections accepted (UDP: sessions created) and records decoded from what
+ * arrived on it. Live values, any thread; 0 for an index the worker does not have. */
+void worker_listener_stats(Worker *w, size_t index, uint64_t *ret_accepted,
+                           uint64_t *ret_records);
+
 /**
  * worker_snapshot() - copies the last published counters and exporter list.
- * @ret_exporters: heap array the caller frees (may be NULL when @ret_n is 0)
+ * @ret_exporters: heap array the caller frees (set to NULL when @ret_n is 0); pass NULL
+ *                 (and @ret_n NULL) for the counters only
  * Return: 0 or -ENOMEM.
  */
 int worker_snapshot(Worker *w, CollectorCounters *ret_counters, ExporterSnapshot **ret_exporters,
