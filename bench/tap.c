@@ -374,7 +374,8 @@ int main(int argc, char **argv) {
                 return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 
         out = malloc(TAP_OUT_SIZE);
-        scratch = aligned_alloc(64, flow_batch_size(FLOW_BATCH_MAX_RECORDS));
+        /* C11: the size must be a multiple of the alignment */
+        scratch = aligned_alloc(64, (flow_batch_size(FLOW_BATCH_MAX_RECORDS) + 63) & ~(size_t) 63);
         if (!out || !scratch) {
                 fprintf(stderr, "ipfixd-tap: out of memory\n");
                 return EXIT_FAILURE;
