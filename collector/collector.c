@@ -32,6 +32,7 @@
 #include "collector.h"
 #include "listener.h"
 #include "tmpl-store-redis.h"
+#include "hash.h"
 #include "log.h"
 #include "macro.h"
 #include "worker.h"
@@ -293,14 +294,6 @@ static void strv_free(char **v, size_t n) {
         free(v);
 }
 
-uint64_t collector_fnv1a64(const char *s) {
-        uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-        for (; s && *s; s++)
-                h = (h ^ (uint8_t) *s) * UINT64_C(0x100000001b3);
-        return h;
-}
-
 static int set_config_text(Collector *c, const char *text) {
         char *copy = NULL;
 
@@ -309,7 +302,7 @@ static int set_config_text(Collector *c, const char *text) {
         free(c->config_text);
         c->config_text = copy;
         (void) snprintf(c->config_version, sizeof(c->config_version), "%016" PRIx64,
-                        collector_fnv1a64(c->config_text));
+                        hash_fnv1a64(c->config_text));
         return 0;
 }
 

@@ -73,7 +73,6 @@ uint64_t collector_started_ms(const Collector *c);
 /* FNV-1a 64 of the running configuration text ("" without one) as 16 lower-case hex
  * digits. Borrowed; changes on a successful reload. */
 const char *collector_config_version(const Collector *c);
-uint64_t collector_fnv1a64(const char *s);
 
 /* Totals over the workers (last published snapshots, at most a second old) plus the loop
  * thread's own counters. */

@@ -43,6 +43,15 @@ static inline uint64_t hash_random_seed(const void *salt) {
         return s;
 }
 
+/* FNV-1a 64 of a string (NULL hashes like ""): the pod's ConfigVersion. */
+static inline uint64_t hash_fnv1a64(const char *s) {
+        uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+        for (; s && *s; s++)
+                h = (h ^ (uint8_t) *s) * UINT64_C(0x100000001b3);
+        return h;
+}
+
 static inline size_t hash_pow2_at_least(size_t n) {
         size_t p = 1;
         while (p < n)

@@ -30,6 +30,7 @@
 #include <zmq.h>
 
 #include "flow-store.h"
+#include "hash.h"
 #include "log.h"
 #include "macro.h"
 #include "mediator-bus.h"
@@ -106,16 +107,6 @@ const char *mediator_state_to_string(MediatorState s) {
         return s >= 0 && s < _MEDIATOR_STATE_MAX ? state_table[s] : NULL;
 }
 
-uint64_t mediator_fnv1a64(const char *s) {
-        uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-        for (; s && *s; s++) {
-                h ^= (uint8_t) *s;
-                h *= UINT64_C(0x100000001b3);
-        }
-        return h;
-}
-
 static void set_config_text(Mediator *m, const char *text) {
         char *copy = text ? strdup(text) : NULL;
 
@@ -123,7 +114,7 @@ static void set_config_text(Mediator *m, const char *text) {
         free(m->config_text);
         m->config_text = copy;
         (void) snprintf(m->config_version, sizeof(m->config_version), "%016" PRIx64,
-                        mediator_fnv1a64(text));
+                        hash_fnv1a64(text));
 }
 
 MediatorState mediator_get_state(const Mediator *m) {

@@ -128,5 +128,3 @@ char *mediator_list_pipelines(Mediator *m);
 /* Renders every counter in Prometheus text format. */
 void mediator_render_metrics(Mediator *m, MetricsBuf *b);
 
-/* FNV-1a 64 of @s (NULL hashes as ""). */
-uint64_t mediator_fnv1a64(const char *s);

@@ -19,6 +19,7 @@
 
 #include "collector-bus.h"
 #include "collector.h"
+#include "hash.h"
 #include "log.h"
 
 static void test_token_bucket(void **state) {
@@ -43,10 +44,10 @@ static void test_token_bucket(void **state) {
 }
 
 static void test_fnv(void **state) {
-        assert_true(collector_fnv1a64("") == UINT64_C(0xcbf29ce484222325));
-        assert_true(collector_fnv1a64(NULL) == UINT64_C(0xcbf29ce484222325));
-        assert_true(collector_fnv1a64("a") == UINT64_C(0xaf63dc4c8601ec8c));
-        assert_true(collector_fnv1a64("foobar") == UINT64_C(0x85944171f73967e8));
+        assert_true(hash_fnv1a64("") == UINT64_C(0xcbf29ce484222325));
+        assert_true(hash_fnv1a64(NULL) == UINT64_C(0xcbf29ce484222325));
+        assert_true(hash_fnv1a64("a") == UINT64_C(0xaf63dc4c8601ec8c));
+        assert_true(hash_fnv1a64("foobar") == UINT64_C(0x85944171f73967e8));
 }
 
 static void test_config_load(void **state) {
@@ -144,7 +145,7 @@ static void test_state(void **state) {
         assert_string_equal(collector_state_to_string(COLLECTOR_DRAINED), "drained");
         assert_null(collector_state_to_string(_COLLECTOR_STATE_MAX));
         (void) snprintf(version, sizeof(version), "%016llx",
-                        (unsigned long long) collector_fnv1a64(file_text));
+                        (unsigned long long) hash_fnv1a64(file_text));
         assert_string_equal(collector_config_version(f->c), version);
         assert_true(collector_started_ms(f->c) > 0);
         assert_int_equal(collector_n_listeners(f->c), 1);
