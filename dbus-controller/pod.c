@@ -467,6 +467,7 @@ int pod_block_signals(void) {
         sigaddset(&ss, SIGCHLD);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
         return sigprocmask(SIG_BLOCK, &ss, NULL) < 0 ? -errno : 0;
 }
 
@@ -685,21 +686,48 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
         return 0;
 }
 
+static void on_hup_reload_done(void *userdata, int status, json_t *result) {
+        _cleanup_free_ char *text = result ? json_dumps(result, JSON_COMPACT) : NULL;
+
+        if (status == 200)
+                log_info("SIGHUP: both components re-read their configuration: %s",
+                         text ? text : "{}");
+        else
+                log_error("SIGHUP: reload failed (%d): %s", status, text ? text : "");
+}
+
+/* SIGHUP asks both components to re-read their files, as POST /api/v1/reload with an empty
+ * body does. */
+static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        PodRun *run = userdata;
+        int r;
+
+        if (run->stopping)
+                return 0;
+        r = controller_reload(run->controller, NULL, on_hup_reload_done, NULL);
+        if (r < 0)
+                log_warning_errno(r, "SIGHUP: cannot reload now: %m");
+        return 0;
+}
+
 static void render_pod_metrics(void *userdata, MetricsBuf *b) {
         pod_render_metrics(userdata, b);
 }
 
 int pod_run(sd_event *e, Controller *c, Pod *p) {
         PodRun run = { .event = e, .controller = c, .pod = p };
-        sd_event_source *term = NULL, *intr = NULL;
+        sd_event_source *term = NULL, *intr = NULL, *hup = NULL;
         int r;
 
         r = sd_event_add_signal(e, &term, SIGTERM, on_terminate, &run);
         if (r >= 0)
                 r = sd_event_add_signal(e, &intr, SIGINT, on_terminate, &run);
+        if (r >= 0)
+                r = sd_event_add_signal(e, &hup, SIGHUP, on_hup, &run);
         if (r < 0) {
                 sd_event_source_unref(term);
-                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT: %m");
+                sd_event_source_unref(intr);
+                return log_error_errno(r, "Failed to watch SIGTERM/SIGINT/SIGHUP: %m");
         }
         if (p)
                 controller_set_extra_metrics(c, render_pod_metrics, p);
@@ -712,5 +740,6 @@ int pod_run(sd_event *e, Controller *c, Pod *p) {
                 controller_set_extra_metrics(c, NULL, NULL);
         sd_event_source_unref(term);
         sd_event_source_unref(intr);
+        sd_event_source_unref(hup);
         return r;
 }

@@ -135,6 +135,17 @@ for _ in $(seq 30); do
 done
 check_eq "reload valid: the new pipeline runs" "$PL" "['all', 'web']"
 
+echo "# SIGHUP: both components re-read their files (the pipeline added in memory goes)"
+kill -HUP "$CTL"
+for _ in $(seq 50); do
+        PL=$(pyget "$(body GET /api/v1/pod)" '[p["name"] for p in d["components"]["mediator"]["pipelines"]]')
+        [ "$PL" = "['all']" ] && break
+        sleep 0.1
+done
+check_eq "SIGHUP: the mediator runs its file's pipelines again" "$PL" "['all']"
+grep -q "SIGHUP: both components re-read" "$T/controller.log" && ok "SIGHUP logged" || fail "SIGHUP not logged"
+kill -0 "$CTL" && ok "SIGHUP: the controller runs on" || fail "SIGHUP killed the controller"
+
 echo "# readiness follows the mediator: killed, then restarted by the controller"
 MPID=$(pgrep -f "ipfixd-mediator --config $T/mediator.json" | head -1)
 kill -9 "$MPID"
