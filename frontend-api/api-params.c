@@ -38,7 +38,8 @@ typedef enum Route {
 /* ---- parameter tables ----------------------------------------------------------------- */
 
 #define P_SRC { "src", API_PARAM_ADDRESSES, NULL, \
-        "Source address or CIDR prefix (IPv4 or IPv6, host bits zero); comma list for any of several" }
+        "Source address or CIDR prefix (IPv4 or IPv6, host bits zero); comma list for any " \
+        "of several" }
 #define P_DST { "dst", API_PARAM_ADDRESSES, NULL, \
         "Destination address or CIDR prefix; comma list for any of several" }
 #define P_ADDR { "addr", API_PARAM_ADDRESSES, NULL, \
@@ -47,19 +48,22 @@ typedef enum Route {
 #define P_DST_PORT { "dst_port", API_PARAM_PORTS, NULL, "Destination port 0..65535; comma list" }
 #define P_PORT { "port", API_PARAM_PORTS, NULL, "Source or destination port; comma list" }
 #define P_PROTO { "proto", API_PARAM_PROTOCOLS, NULL, \
-        "IP protocol: a number 0..255 or a name (tcp, udp, icmp, icmp6, gre, esp, sctp, ...); comma list" }
+        "IP protocol: a number 0..255 or a name (tcp, udp, icmp, icmp6, gre, esp, sctp, " \
+        "...); comma list" }
 #define P_EXPORTER { "exporter", API_PARAM_ADDRESSES, NULL, \
         "Exporter address or CIDR prefix; comma list" }
 #define P_ODID { "odid", API_PARAM_INTEGERS, NULL, \
         "Observation domain ID 0..4294967295; comma list" }
 #define P_FILTER { "filter", API_PARAM_EXPRESSION, NULL, \
-        "Advanced filter expression (the pipeline filter language), AND-ed with the other filters" }
+        "Advanced filter expression (the pipeline filter language), AND-ed with the other " \
+        "filters" }
 #define P_FROM(def) { "from", API_PARAM_TIME, def, \
         "Start of the window (inclusive): epoch ms, RFC 3339 (2026-11-25T10:00:00Z) or now-15m" }
 #define P_TO(def) { "to", API_PARAM_TIME, def, \
         "End of the window (exclusive): epoch ms, RFC 3339 or now-5m" }
 #define P_WINDOW { "window", API_PARAM_DURATION, "1h", \
-        "Length of the window (15m, 1h, 24h or seconds) ending at to (or now), or starting at from" }
+        "Length of the window (15m, 1h, 24h or seconds) ending at to (or now), or starting " \
+        "at from" }
 
 static const ApiParamSpec flows_params[] = {
         P_SRC, P_DST, P_ADDR, P_SRC_PORT, P_DST_PORT, P_PORT, P_PROTO, P_EXPORTER, P_ODID,
@@ -72,7 +76,8 @@ static const ApiParamSpec flows_params[] = {
 
 static const ApiParamSpec top_params[] = {
         { "by", API_PARAM_ENUM, "src",
-          "Key to rank by: src, dst, src_port, dst_port, port (= dst_port), proto, exporter, pair" },
+          "Key to rank by: src, dst, src_port, dst_port, port (= dst_port), proto, exporter, "
+          "pair" },
         { "metric", API_PARAM_ENUM, "octets", "Ranking metric: octets, packets or flows" },
         { "n", API_PARAM_INTEGER, "10", "Number of entries, 1..100" },
         P_WINDOW, P_FROM("to - window"), P_TO("now"),
@@ -849,7 +854,7 @@ static int window_args(Route route, const char **vals, const ApiLimits *l, uint6
 int api_flows_query_parse(const ApiKV *args, size_t n_args, const ApiLimits *limits,
                           uint64_t now_ms, ApiFlowsQuery *ret, ApiError *reterr) {
         const ApiLimits l = limits ? *limits : API_LIMITS_DEFAULT;
-        const char *vals[MAX_ROUTE_PARAMS], *s;
+        const char *vals[MAX_ROUTE_PARAMS], *s, *cursor_s;
         _cleanup_free_ char *expr = NULL;
         char *cursor = NULL;
         uint64_t from = 0, to = API_TIME_OPEN, limit = MIN(l.default_limit, l.max_limit);
@@ -872,20 +877,22 @@ int api_flows_query_parse(const ApiKV *args, size_t n_args, const ApiLimits *lim
         if ((s = val(ROUTE_FLOWS, vals, "limit")) &&
             (r = uint_arg("limit", s, 1, l.max_limit, &limit, reterr)) < 0)
                 return r;
-        if ((s = val(ROUTE_FLOWS, vals, "cursor"))) {
-                size_t len = strlen(s);
+        cursor_s = val(ROUTE_FLOWS, vals, "cursor");
+        if (cursor_s) {
+                size_t len = strlen(cursor_s);
                 if (len > API_CURSOR_MAX)
                         return bad(reterr, "cursor", "longer than %u bytes", API_CURSOR_MAX);
-                if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                              "0123456789._~:-") != len)
+                if (strspn(cursor_s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                     "0123456789._~:-") != len)
                         return bad(reterr, "cursor", "'%s' is not a cursor: use the next_cursor "
-                                   "of the previous page as it is", quote(s, q, sizeof(q)));
+                                   "of the previous page as it is",
+                                   quote(cursor_s, q, sizeof(q)));
         }
         r = build_expr(ROUTE_FLOWS, vals, &l, &expr, reterr);
         if (r < 0)
                 return r;
-        if (s) {
-                cursor = strdup(s);
+        if (cursor_s) {
+                cursor = strdup(cursor_s);
                 if (!cursor)
                         return oom(reterr);
         }
