@@ -30,6 +30,7 @@
 #define RECONNECT_IVL_MS 100
 #define RECONNECT_IVL_MAX_MS 5000
 #define SEND_RETRY_MS 10
+#define POLL_MAX_MS 60000       /* one zmq_poll() at most; the loop re-checks the deadline */
 #define RECV_BATCH 16           /* messages read from one socket per wakeup */
 #define DRAIN_MAX 1024          /* leftovers read from one socket before a query */
 #define ID_MAX 48
@@ -225,9 +226,12 @@ int api_scatter_set_pods(ApiScatter *s, const ApiPod *pods, size_t n) {
         if (n > API_SCATTER_MAX_PODS)
                 return -EINVAL;
         for (size_t i = 0; i < n; i++) {
-                if (!api_pod_name_is_valid(pods[i].name) ||
-                    strnlen(pods[i].endpoint, sizeof(pods[i].endpoint)) == sizeof(pods[i].endpoint) ||
-                    !endpoint_is_valid(pods[i].endpoint))
+                const ApiPod *p = &pods[i];
+
+                if (strnlen(p->name, sizeof(p->name)) == sizeof(p->name) ||
+                    !api_pod_name_is_valid(p->name) ||
+                    strnlen(p->endpoint, sizeof(p->endpoint)) == sizeof(p->endpoint) ||
+                    !endpoint_is_valid(p->endpoint))
                         return -EINVAL;
                 for (size_t j = 0; j < i; j++)
                         if (strcmp(pods[i].name, pods[j].name) == 0)
@@ -527,7 +531,8 @@ int api_scatter_query(ApiScatter *s, json_t *const *requests, size_t n_requests,
         for (size_t i = 0; i < n; i++)
                 drain(s, s->conns[i].sock);
 
-        end = t0 + deadline_ms * 1000u;
+        /* saturating: a huge deadline means "wait for every answer" */
+        end = deadline_ms > (UINT64_MAX - t0) / 1000u ? UINT64_MAX : t0 + deadline_ms * 1000u;
         for (size_t i = 0; i < n; i++) {
                 if (qs[i].phase != PHASE_SEND)
                         continue;
@@ -561,7 +566,7 @@ int api_scatter_query(ApiScatter *s, json_t *const *requests, size_t n_requests,
                 }
                 if (outstanding == 0)
                         break;
-                wait_us = end - now;
+                wait_us = MIN(end - now, (uint64_t) POLL_MAX_MS * 1000u);
                 if (to_send > 0)
                         wait_us = MIN(wait_us, (uint64_t) SEND_RETRY_MS * 1000u);
                 timeout_ms = (long) ((wait_us + 999) / 1000);   /* round up: no busy loop */

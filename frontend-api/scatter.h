@@ -18,12 +18,15 @@
  * object, several frames, an id we never sent) is a malformed answer.
  *
  * Sockets. ZMQ_IMMEDIATE is set, so a request to a pod without a finished connection fails
- * at once ("not connected") instead of queueing; only while a pod's socket is younger than
+ * at once ("not connected"; also when its queue is full because the pod stopped reading
+ * requests) instead of queueing; only while a pod's socket is younger than
  * API_SCATTER_CONNECT_GRACE_MS (its first connection attempt) is the send retried, every
- * 10 ms, until the connection is up, the grace period ends or the deadline passes. ZMQ_LINGER 0, small high-water marks, ZMQ_MAXMSGSIZE = the answer cap
- * (api_scatter_set_max_answer()), reconnect every 100 ms backing off to 5 s. An answer
- * over the cap makes ZeroMQ drop the connection (and reconnect); the pod then shows as
- * "timeout" for that query, since ZeroMQ does not tell the application why it dropped it.
+ * 10 ms, until the connection is up, the grace period ends or the deadline passes.
+ * ZMQ_LINGER 0, small high-water marks, ZMQ_MAXMSGSIZE = the answer cap
+ * (api_scatter_set_max_answer()), reconnect every 100 ms backing off to 5 s. An answer over
+ * the cap makes ZeroMQ drop the connection (and reconnect); the pod then shows as "timeout"
+ * for that query, since ZeroMQ does not tell the application why it dropped it (only a
+ * socket monitor would, at one more socket per pod).
  */
 #pragma once
 
@@ -72,7 +75,7 @@ typedef struct ApiScatterResult {
 } ApiScatterResult;
 
 typedef struct ApiScatterStats {
-        uint64_t queries;               /* api_scatter_query() calls that sent something */
+        uint64_t queries;               /* successful api_scatter_query() calls with pods */
         uint64_t requests;              /* requests sent */
         uint64_t answers;               /* answers accepted */
         uint64_t timeouts;              /* pods that missed a deadline */
