@@ -83,18 +83,6 @@ const char *api_pod_status_to_string(ApiPodStatus status) {
         return status >= 0 && status < _API_POD_STATUS_MAX ? status_names[status] : "unknown";
 }
 
-bool api_pod_name_is_valid(const char *name) {
-        size_t n;
-
-        if (!name)
-                return false;
-        n = strlen(name);
-        if (n == 0 || n > API_POD_NAME_MAX)
-                return false;
-        return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
-               n;
-}
-
 static bool parse_port(const char *s, size_t len, unsigned *ret) {
         unsigned v = 0;
 
@@ -414,7 +402,7 @@ static int make_payload(json_t *req, const char *id, char **ret, size_t *ret_len
         return 0;
 }
 
-static void try_send(ApiScatter *s, size_t i, PodQuery *q, ApiPodAnswer *a, uint64_t now) {
+static void try_send(ApiScatter *s, size_t i, PodQuery *q, ApiScatterAnswer *a, uint64_t now) {
         if (zmq_send(s->conns[i].sock, q->payload, q->len, ZMQ_DONTWAIT) >= 0) {
                 q->phase = PHASE_WAIT;
                 q->start_us = now;
@@ -439,7 +427,7 @@ static void free_queries(PodQuery *q, size_t n) {
 }
 
 /* Reads what @sock has for pod @i; returns whether the pod is finished. */
-static bool on_readable(ApiScatter *s, size_t i, PodQuery *q, ApiPodAnswer *a) {
+static bool on_readable(ApiScatter *s, size_t i, PodQuery *q, ApiScatterAnswer *a) {
         for (unsigned k = 0; k < RECV_BATCH && q->phase == PHASE_WAIT; k++) {
                 json_t *answer = NULL;
                 zmq_msg_t m;
@@ -479,7 +467,7 @@ static bool on_readable(ApiScatter *s, size_t i, PodQuery *q, ApiPodAnswer *a) {
 int api_scatter_query(ApiScatter *s, json_t *const *requests, size_t n_requests,
                       uint64_t deadline_ms, ApiScatterResult *ret) {
         uint64_t t0 = now_usec(), end;
-        _cleanup_free_ ApiPodAnswer *answers = NULL;
+        _cleanup_free_ ApiScatterAnswer *answers = NULL;
         _cleanup_free_ zmq_pollitem_t *items = NULL;
         _cleanup_free_ size_t *item_pod = NULL;
         PodQuery *qs = NULL;

@@ -36,9 +36,10 @@
 
 #include <jansson.h>
 
+#include "merge.h"          /* API_POD_NAME_MAX, api_pod_name_is_valid() */
+
 #include "macro.h"
 
-#define API_POD_NAME_MAX 63u
 #define API_POD_ENDPOINT_MAX 255u
 #define API_SCATTER_MAX_PODS 256u
 #define API_SCATTER_MAX_ANSWER_DEFAULT (256u * 1024u * 1024u)
@@ -60,15 +61,15 @@ typedef enum ApiPodStatus {
         _API_POD_STATUS_MAX,
 } ApiPodStatus;
 
-typedef struct ApiPodAnswer {
+typedef struct ApiScatterAnswer {
         char pod[API_POD_NAME_MAX + 1]; /* the pod's name (a copy) */
         ApiPodStatus status;
         json_t *answer;                 /* API_POD_OK only, else NULL; owned by the result */
         uint64_t latency_us;            /* send to answer (or to giving up) */
-} ApiPodAnswer;
+} ApiScatterAnswer;
 
 typedef struct ApiScatterResult {
-        ApiPodAnswer *pods;             /* one per pod, in the order of api_scatter_set_pods() */
+        ApiScatterAnswer *pods;             /* one per pod, in the order of api_scatter_set_pods() */
         size_t n_pods;
         size_t n_ok;                    /* pods with status API_POD_OK */
         uint64_t took_us;               /* the whole call */
@@ -152,8 +153,6 @@ void api_scatter_get_stats(ApiScatter *s, ApiScatterStats *ret);
 /* "ok", "timeout", "not connected", "malformed answer", "not asked". */
 const char *api_pod_status_to_string(ApiPodStatus status);
 
-/* Whether @name is 1..63 of [A-Za-z0-9._-]. */
-bool api_pod_name_is_valid(const char *name);
 
 /**
  * api_pods_resolve() - pod discovery.

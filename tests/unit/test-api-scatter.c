@@ -152,7 +152,7 @@ static void query1(ApiScatter *s, const char *text, uint64_t deadline_ms, ApiSca
         json_decref(r);
 }
 
-static const ApiPodAnswer *answer_of(const ApiScatterResult *res, const char *pod) {
+static const ApiScatterAnswer *answer_of(const ApiScatterResult *res, const char *pod) {
         for (size_t i = 0; i < res->n_pods; i++)
                 if (strcmp(res->pods[i].pod, pod) == 0)
                         return &res->pods[i];
@@ -161,7 +161,7 @@ static const ApiPodAnswer *answer_of(const ApiScatterResult *res, const char *po
 }
 
 static void assert_status(const ApiScatterResult *res, const char *pod, ApiPodStatus st) {
-        const ApiPodAnswer *a = answer_of(res, pod);
+        const ApiScatterAnswer *a = answer_of(res, pod);
         if (a->status != st)
                 fail_msg("pod %s: status '%s', expected '%s'", pod,
                          api_pod_status_to_string(a->status), api_pod_status_to_string(st));
