@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api-config.c - key table and parser for ipfixd-api. `--help-config` prints the table.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-config.h"
+#include "ev-mhd.h"
+#include "log.h"
+#include "macro.h"
+
+#define K_INT(n, min, max, def, h) \
+        { #n, CONFIG_INT, offsetof(ApiConfig, n), min, max, def, NULL, false, h }
+#define K_STR(n, def, h) \
+        { #n, CONFIG_STRING, offsetof(ApiConfig, n), 0, 0, 0, def, false, h }
+
+const ConfigKey api_config_keys[] = {
+        K_STR(listen, "0.0.0.0:8080", "public HTTP API, host:port"),
+        K_STR(pods, NULL,
+              "the pods' query services: NAME=tcp://HOST:PORT[,...] or dns:NAME:PORT (required)"),
+        K_INT(pods_refresh_s, 1, 3600, 30,
+              "readiness window: /readyz is 200 while a pod answered a ping this recently"),
+        K_INT(deadline_ms, 10, 600000, 2000, "how long one query waits for the pods"),
+        K_INT(workers, 1, 16, 2, "background threads running queries (scatter + merge)"),
+        K_INT(max_pending, 1, 100000, 64, "queries queued or running before 503 overloaded"),
+        K_INT(rate_limit_rps, 0, 1000000, 20, "requests per second per client address (0: off)"),
+        K_INT(rate_limit_burst, 1, 1000000, 40, "burst allowed above rate_limit_rps"),
+        K_STR(token_file, NULL,
+              "file holding the bearer token for every route but /healthz and /readyz"),
+        K_INT(max_url_bytes, 256, 1 << 20, 4096, "longest request URL (path and query)"),
+        K_STR(log_level, "info", "debug, info, notice, warning or error"),
+};
+const size_t api_config_n_keys = ELEMENTSOF(api_config_keys);
+
+void api_config_done(ApiConfig *c) {
+        config_free(api_config_keys, api_config_n_keys, c);
+}
+
+int api_config_validate(const ApiConfig *c, char **reterr) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+
+        if (!c->log_level || log_level_from_string(c->log_level) < 0) {
+                *reterr = config_errorf("log_level: unknown level '%s'",
+                                        c->log_level ? c->log_level : "");
+                return -EINVAL;
+        }
+        if (!c->listen || ev_mhd_parse_listen(c->listen, &ss, &len) < 0) {
+                *reterr = config_errorf("listen: must be ADDR:PORT, [V6]:PORT or :PORT");
+                return -EINVAL;
+        }
+        if (!c->pods || !*c->pods) {
+                *reterr = config_errorf("pods: required (NAME=tcp://HOST:PORT,... or "
+                                        "dns:NAME:PORT)");
+                return -EINVAL;
+        }
+        if (c->token_file && !*c->token_file) {
+                *reterr = config_errorf("token_file: must not be empty (unset it instead)");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int api_config_parse(const char *json, bool use_env, ApiConfig *ret, char **reterr) {
+        json_error_t jerr;
+        json_t *root;
+        int r;
+
+        memset(ret, 0, sizeof(*ret));
+        r = config_set_defaults(api_config_keys, api_config_n_keys, ret);
+        if (r < 0)
+                return r;
+        if (json && *json) {
+                root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+                if (!root) {
+                        *reterr = config_errorf("line %d column %d: %s", jerr.line,
+                                                jerr.column, jerr.text);
+                        return -EINVAL;
+                }
+                r = config_apply_json(api_config_keys, api_config_n_keys, root, ret, NULL,
+                                      reterr);
+                json_decref(root);
+                if (r < 0)
+                        return r;
+        }
+        if (use_env)
+                return config_apply_env(api_config_keys, api_config_n_keys, "IPFIXD_API_", ret,
+                                        reterr);
+        return 0;
+}
+
+int api_read_token(const char *path, char **ret) {
+        char *text = NULL, *token;
+        size_t start, end, len;
+        int r;
+
+        r = config_read_file(path, &text);
+        if (r < 0)
+                return r;
+        len = strlen(text);
+        start = strspn(text, " \t\r\n");
+        end = len;
+        while (end > start && strchr(" \t\r\n", text[end - 1]))
+                end--;
+        r = end == start ? -EINVAL : 0;
+        for (size_t i = start; r == 0 && i < end; i++)
+                if ((unsigned char) text[i] <= ' ' || text[i] == 0x7f)
+                        r = -EINVAL;
+        token = r == 0 ? strndup(text + start, end - start) : NULL;
+        if (r == 0 && !token)
+                r = -ENOMEM;
+        explicit_bzero(text, len);
+        free(text);
+        if (r < 0)
+                return r;
+        *ret = token;
+        return 0;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api-config.h - ipfixd-api's configuration: one key table parsed by one pure function from
+ * JSON text into an ApiConfig (defaults < file < IPFIXD_API_<KEY> < --set).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct ApiConfig {
+        char *listen;                   /* "host:port" */
+        char *pods;                     /* api_pods_resolve() spec; required */
+        int64_t pods_refresh_s;         /* readiness window (and dns: re-resolve period) */
+        int64_t deadline_ms;            /* per-query scatter deadline */
+        int64_t workers;                /* background query threads */
+        int64_t max_pending;            /* queued queries before 503 "overloaded" */
+        int64_t rate_limit_rps;         /* per client address; 0: no limit */
+        int64_t rate_limit_burst;
+        char *token_file;               /* bearer token for every route but the probes */
+        int64_t max_url_bytes;          /* path + decoded query arguments */
+        char *log_level;
+} ApiConfig;
+
+extern const ConfigKey api_config_keys[];
+extern const size_t api_config_n_keys;
+
+/**
+ * api_config_parse() - parses JSON text (NULL or "" for none) over the defaults, applies
+ * IPFIXD_API_<KEY> when @use_env. Does not validate (call api_config_validate() after --set).
+ * @ret: initialized by this call; release with api_config_done() (also on failure)
+ * Return: 0, -EINVAL (@reterr set), -ENOMEM.
+ */
+int api_config_parse(const char *json, bool use_env, ApiConfig *ret, char **reterr);
+/* Cross-key checks. Return: 0 or -EINVAL with @reterr set. */
+int api_config_validate(const ApiConfig *c, char **reterr);
+void api_config_done(ApiConfig *c);
+
+/**
+ * api_read_token() - the bearer token in @path: the file's text without surrounding blanks;
+ * empty or containing blanks or control characters is -EINVAL.
+ * Return: 0 (@ret a heap string), -errno.
+ */
+int api_read_token(const char *path, char **ret);
