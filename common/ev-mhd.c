@@ -12,8 +12,11 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -349,4 +352,61 @@ unsigned ev_mhd_connections(EvMhd *m) {
         assert(m);
         info = MHD_get_daemon_info(m->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
         return info ? info->num_connections : 0;
+}
+
+static bool method_matches(const char *route_method, const char *method) {
+        return strcmp(route_method, method) == 0 ||
+               (strcmp(route_method, MHD_HTTP_METHOD_GET) == 0 &&
+                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+}
+
+static void append_method(char *allow, size_t size, const char *method) {
+        size_t n = strlen(allow);
+
+        (void) snprintf(allow + n, size - n, "%s%s", n > 0 ? ", " : "", method);
+}
+
+const void *ev_mhd_route_find(const void *routes, size_t n, size_t stride, const char *url,
+                              const char *method, char *allow, size_t allow_size) {
+        allow[0] = '\0';
+        for (size_t i = 0; i < n; i++) {
+                const EvMhdRouteKey *r = (const void *) ((const uint8_t *) routes + i * stride);
+                if (strcmp(r->path, url) != 0)
+                        continue;
+                if (method_matches(r->method, method))
+                        return r;
+                append_method(allow, allow_size, r->method);
+                if (strcmp(r->method, MHD_HTTP_METHOD_GET) == 0)
+                        append_method(allow, allow_size, MHD_HTTP_METHOD_HEAD);
+        }
+        return NULL;
+}
+
+/* Compares in time that depends only on the configured token's length. */
+static bool token_equal(const char *given, size_t given_len, const char *want, size_t want_len) {
+        volatile unsigned char d = given_len != want_len;
+
+        for (size_t i = 0; i < want_len; i++)
+                d |= (unsigned char) (want[i] ^ (i < given_len ? given[i] : 0));
+        return d == 0;
+}
+
+int ev_mhd_check_bearer(struct MHD_Connection *conn, const char *token, size_t token_len) {
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_AUTHORIZATION);
+        size_t len;
+
+        if (!v)
+                return -ENOKEY;
+        v += strspn(v, " \t");
+        if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+                return -ENOKEY;
+        v += 6;
+        v += strspn(v, " \t");
+        len = strlen(v);
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+                len--;
+        if (len == 0)
+                return -ENOKEY;
+        return token_equal(v, len, token, token_len) ? 0 : -EACCES;
 }

@@ -110,3 +110,28 @@ void ev_mhd_flush(EvMhd *m);
 
 /* Connections currently open (accepted and not yet closed). */
 unsigned ev_mhd_connections(EvMhd *m);
+
+/*
+ * Helpers both HTTP servers share. A route table is an array of structs that each begin with
+ * `const char *method; const char *path;` (EvMhdRouteKey); GET routes also answer HEAD.
+ */
+typedef struct EvMhdRouteKey {
+        const char *method;
+        const char *path;
+} EvMhdRouteKey;
+
+/**
+ * ev_mhd_route_find() - the route for @url and @method in @routes (@n entries, @stride bytes
+ * apart), or NULL with @allow set to the methods the path has ("" when the path is unknown:
+ * 404, else 405 with that Allow header).
+ */
+const void *ev_mhd_route_find(const void *routes, size_t n, size_t stride, const char *url,
+                              const char *method, char *allow, size_t allow_size);
+
+/**
+ * ev_mhd_check_bearer() - checks the Authorization header against @token (@token_len bytes)
+ * in time that depends only on the token's length.
+ * Return: 0 when it matches, -ENOKEY when absent or not a Bearer credential, -EACCES when
+ * wrong.
+ */
+int ev_mhd_check_bearer(struct MHD_Connection *conn, const char *token, size_t token_len);

@@ -415,45 +415,14 @@ const ControllerHttpRoute *controller_http_routes(size_t *ret_n) {
         return routes;
 }
 
-static bool method_matches(const ControllerHttpRoute *r, const char *method) {
-        return strcmp(r->method, method) == 0 ||
-               (strcmp(r->method, MHD_HTTP_METHOD_GET) == 0 &&
-                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
-}
-
-static void append_method(char *allow, size_t size, const char *method) {
-        size_t n = strlen(allow);
-
-        (void) snprintf(allow + n, size - n, "%s%s", n > 0 ? ", " : "", method);
-}
-
 /* Return: the route, or NULL with @allow set to the methods the path has ("" if none). */
 static const ControllerHttpRoute *route_find(const char *url, const char *method, char *allow,
                                              size_t allow_size) {
-        allow[0] = '\0';
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
-                const ControllerHttpRoute *r = &routes[i];
-                if (strcmp(r->path, url) != 0)
-                        continue;
-                if (method_matches(r, method))
-                        return r;
-                append_method(allow, allow_size, r->method);
-                if (strcmp(r->method, MHD_HTTP_METHOD_GET) == 0)
-                        append_method(allow, allow_size, MHD_HTTP_METHOD_HEAD);
-        }
-        return NULL;
+        return ev_mhd_route_find(routes, ELEMENTSOF(routes), sizeof(routes[0]), url, method,
+                                 allow, allow_size);
 }
 
 /* ---- authentication ---- */
-
-/* Compares in time that depends only on the configured token's length. */
-static bool token_equal(const char *given, size_t given_len, const char *want, size_t want_len) {
-        volatile unsigned char d = given_len != want_len;
-
-        for (size_t i = 0; i < want_len; i++)
-                d |= (unsigned char) (want[i] ^ (i < given_len ? given[i] : 0));
-        return d == 0;
-}
 
 typedef enum AuthResult {
         AUTH_OK,
@@ -462,23 +431,9 @@ typedef enum AuthResult {
 } AuthResult;
 
 static AuthResult check_auth(ControllerHttp *h, struct MHD_Connection *conn) {
-        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
-        size_t len;
+        int r = ev_mhd_check_bearer(conn, h->token, h->token_len);
 
-        if (!v)
-                return AUTH_MISSING;
-        v += strspn(v, " \t");
-        if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-                return AUTH_MISSING;
-        v += 6;
-        v += strspn(v, " \t");
-        len = strlen(v);
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-                len--;
-        if (len == 0)
-                return AUTH_MISSING;
-        return token_equal(v, len, h->token, h->token_len) ? AUTH_OK : AUTH_WRONG;
+        return r == 0 ? AUTH_OK : r == -ENOKEY ? AUTH_MISSING : AUTH_WRONG;
 }
 
 /* ---- the access handler ---- */

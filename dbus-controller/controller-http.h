@@ -67,6 +67,7 @@ typedef struct ControllerHttpConfig {
 } ControllerHttpConfig;
 
 /* One row of the route table. */
+/* Begins like an EvMhdRouteKey (method, path): ev_mhd_route_find() walks the table. */
 typedef struct ControllerHttpRoute {
         const char *method;             /* "GET" (also serves HEAD) or "POST" */
         const char *path;               /* exact match, no trailing slash */

@@ -73,7 +73,7 @@ typedef struct ApiRequest ApiRequest;
 typedef struct ApiJob ApiJob;
 
 typedef struct ApiRoute {
-        const char *method;
+        const char *method;             /* first two members: an EvMhdRouteKey */
         const char *path;
         RouteId id;
         bool needs_auth;        /* when a token is configured */
@@ -781,65 +781,18 @@ static const ApiRoute routes[] = {
         { MHD_HTTP_METHOD_GET, "/api/v1/exporters", ROUTE_EXPORTERS, true, true, route_query },
 };
 
-static bool method_matches(const ApiRoute *r, const char *method) {
-        return strcmp(r->method, method) == 0 ||
-               (strcmp(r->method, MHD_HTTP_METHOD_GET) == 0 &&
-                strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
-}
-
-static void append_method(char *allow, size_t size, const char *method) {
-        size_t n = strlen(allow);
-
-        (void) snprintf(allow + n, size - n, "%s%s", n > 0 ? ", " : "", method);
-}
-
 /* Return: the route, or NULL with @allow set to the methods the path has ("" if none). */
 static const ApiRoute *route_find(const char *url, const char *method, char *allow,
                                   size_t allow_size) {
-        allow[0] = '\0';
-        for (size_t i = 0; i < ELEMENTSOF(routes); i++) {
-                const ApiRoute *r = &routes[i];
-                if (strcmp(r->path, url) != 0)
-                        continue;
-                if (method_matches(r, method))
-                        return r;
-                append_method(allow, allow_size, r->method);
-                if (strcmp(r->method, MHD_HTTP_METHOD_GET) == 0)
-                        append_method(allow, allow_size, MHD_HTTP_METHOD_HEAD);
-        }
-        return NULL;
+        return ev_mhd_route_find(routes, ELEMENTSOF(routes), sizeof(routes[0]), url, method,
+                                 allow, allow_size);
 }
 
 /* ---- authentication ---- */
 
-/* Compares in time that depends only on the configured token's length. */
-static bool token_equal(const char *given, size_t given_len, const char *want, size_t want_len) {
-        volatile unsigned char d = given_len != want_len;
-
-        for (size_t i = 0; i < want_len; i++)
-                d |= (unsigned char) (want[i] ^ (i < given_len ? given[i] : 0));
-        return d == 0;
-}
-
 /* Return: 0 ok, -ENOKEY missing, -EACCES wrong. */
 static int check_auth(Api *a, struct MHD_Connection *conn) {
-        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_AUTHORIZATION);
-        size_t len;
-
-        if (!v)
-                return -ENOKEY;
-        v += strspn(v, " \t");
-        if (strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
-                return -ENOKEY;
-        v += 6;
-        v += strspn(v, " \t");
-        len = strlen(v);
-        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-                len--;
-        if (len == 0)
-                return -ENOKEY;
-        return token_equal(v, len, a->token, a->token_len) ? 0 : -EACCES;
+        return ev_mhd_check_bearer(conn, a->token, a->token_len);
 }
 
 /* ---- the access handler ---- */
