@@ -410,3 +410,31 @@ int ev_mhd_check_bearer(struct MHD_Connection *conn, const char *token, size_t t
                 return -ENOKEY;
         return token_equal(v, len, token, token_len) ? 0 : -EACCES;
 }
+
+int ev_mhd_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *resp,
+                 const char *content_type, const char *hname, const char *hvalue) {
+        enum MHD_Result ok;
+
+        if (!resp)
+                return -ENOMEM;
+        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+            (hname && MHD_add_response_header(resp, hname, hvalue) != MHD_YES)) {
+                MHD_destroy_response(resp);
+                return -ENOMEM;
+        }
+        ok = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ok == MHD_YES ? 0 : -EIO;
+}
+
+int ev_mhd_queue_json_text(struct MHD_Connection *conn, unsigned status, char *text,
+                           const char *hname, const char *hvalue) {
+        if (!text)
+                return -ENOMEM;
+        /* @text comes from malloc() (jansson's default allocator): MHD may free() it. */
+        return ev_mhd_queue(conn, status,
+                            MHD_create_response_from_buffer(strlen(text), text,
+                                                            MHD_RESPMEM_MUST_FREE),
+                            "application/json", hname, hvalue);
+}

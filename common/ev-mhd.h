@@ -135,3 +135,16 @@ const void *ev_mhd_route_find(const void *routes, size_t n, size_t stride, const
  * wrong.
  */
 int ev_mhd_check_bearer(struct MHD_Connection *conn, const char *token, size_t token_len);
+
+/**
+ * ev_mhd_queue() - queues @resp (consumed; NULL means it could not be made) on @conn with
+ * @status, Content-Type @content_type, "Cache-Control: no-store" and one optional header.
+ * Return: 0, -ENOMEM (no response or header), -EIO (MHD refused it).
+ */
+int ev_mhd_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *resp,
+                 const char *content_type, const char *hname, const char *hvalue);
+
+/* ev_mhd_queue() of @text (malloc'ed, consumed; NULL: -ENOMEM) as application/json. */
+int ev_mhd_queue_json_text(struct MHD_Connection *conn, unsigned status, char *text,
+                           const char *hname, const char *hvalue);
+

@@ -32,7 +32,6 @@
 #include "macro.h"
 #include "metrics.h"
 
-#define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define AUTH_REALM "Bearer realm=\"ipfixd-controller\""
 #ifndef MHD_HTTP_CONTENT_TOO_LARGE      /* named so since libmicrohttpd 0.9.74 */
@@ -96,47 +95,33 @@ static void count_response(ControllerHttp *h, unsigned status) {
                 h->body_too_large++;
 }
 
-/* Queues @resp (consumed) with @status. Return: 0, -ENOMEM (no response), -EIO (refused). */
-static int answer(ControllerHttpRequest *req, unsigned status, struct MHD_Response *resp,
-                  const char *content_type, const char *hname, const char *hvalue) {
-        enum MHD_Result ok;
-
-        assert(!req->answered);
-        if (!resp)
-                return -ENOMEM;
-        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-            (hname && MHD_add_response_header(resp, hname, hvalue) != MHD_YES)) {
-                MHD_destroy_response(resp);
-                return -ENOMEM;
-        }
-        ok = MHD_queue_response(req->conn, status, resp);
-        MHD_destroy_response(resp);
-        if (ok != MHD_YES)
-                return -EIO;
+/* Bookkeeping once MHD took a response (@r from ev_mhd_queue*()). */
+static int answered(ControllerHttpRequest *req, unsigned status, int r) {
+        if (r < 0)
+                return r;
         req->answered = true;
         count_response(req->h, status);
         log_debug("HTTP %s %s -> %u", req->method, req->url, status);
         return 0;
 }
 
+/* Queues @resp (consumed) with @status. Return: 0, -ENOMEM (no response), -EIO (refused). */
+static int answer(ControllerHttpRequest *req, unsigned status, struct MHD_Response *resp,
+                  const char *content_type, const char *hname, const char *hvalue) {
+        assert(!req->answered);
+        return answered(req, status,
+                        ev_mhd_queue(req->conn, status, resp, content_type, hname, hvalue));
+}
+
 /* @body is consumed. */
 static int answer_json_header(ControllerHttpRequest *req, unsigned status, json_t *body,
                               const char *hname, const char *hvalue) {
-        char *text;
-        size_t len;
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
-        if (!body)
-                return -ENOMEM;
-        text = json_dumps(body, JSON_COMPACT);
+        assert(!req->answered);
         json_decref(body);
-        if (!text)
-                return -ENOMEM;
-        len = strlen(text);
-        /* jansson allocates with malloc() (we never install other allocators), so MHD may
-         * free() it. */
-        return answer(req, status, MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE),
-                      JSON_TYPE, hname, hvalue);
+        return answered(req, status, ev_mhd_queue_json_text(req->conn, status, text, hname,
+                                                            hvalue));
 }
 
 static int answer_json(ControllerHttpRequest *req, unsigned status, json_t *body) {

@@ -40,7 +40,6 @@
 #include "merge.h"
 #include "scatter.h"
 
-#define JSON_TYPE "application/json"
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define AUTH_REALM "Bearer realm=\"ipfixd-api\""
 #define JOBS_ENDPOINT "inproc://ipfixd-api-jobs"
@@ -178,49 +177,37 @@ static void count_response(ApiRequest *req, unsigned status) {
         req->api->responses[r][i]++;
 }
 
-/* Queues @resp (consumed). Return: 0, -ENOMEM, -EIO. */
-static int answer(ApiRequest *req, unsigned status, struct MHD_Response *resp,
-                  const char *content_type, const char *hname, const char *hvalue) {
-        enum MHD_Result ok;
-
-        assert(!req->answered);
-        if (!resp)
-                return -ENOMEM;
-        if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) != MHD_YES ||
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-            (hname && MHD_add_response_header(resp, hname, hvalue) != MHD_YES)) {
-                MHD_destroy_response(resp);
-                return -ENOMEM;
-        }
-        ok = MHD_queue_response(req->conn, status, resp);
-        MHD_destroy_response(resp);
-        if (ok != MHD_YES)
-                return -EIO;
+/* Bookkeeping once MHD took a response (@r from ev_mhd_queue*()). */
+static int answered(ApiRequest *req, unsigned status, int r) {
+        if (r < 0)
+                return r;
         req->answered = true;
         count_response(req, status);
         log_debug("HTTP %s %s -> %u", req->method, req->url, status);
         return 0;
 }
 
+/* Queues @resp (consumed). Return: 0, -ENOMEM, -EIO. */
+static int answer(ApiRequest *req, unsigned status, struct MHD_Response *resp,
+                  const char *content_type, const char *hname, const char *hvalue) {
+        assert(!req->answered);
+        return answered(req, status,
+                        ev_mhd_queue(req->conn, status, resp, content_type, hname, hvalue));
+}
+
 /* @text (malloc'ed JSON) is consumed. */
 static int answer_text(ApiRequest *req, unsigned status, char *text, const char *hname,
                        const char *hvalue) {
-        if (!text)
-                return -ENOMEM;
-        return answer(req, status,
-                      MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE),
-                      JSON_TYPE, hname, hvalue);
+        assert(!req->answered);
+        return answered(req, status, ev_mhd_queue_json_text(req->conn, status, text, hname,
+                                                            hvalue));
 }
 
 /* @body is consumed. */
 static int answer_json_header(ApiRequest *req, unsigned status, json_t *body, const char *hname,
                               const char *hvalue) {
-        char *text;
+        char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
-        if (!body)
-                return -ENOMEM;
-        /* jansson allocates with malloc(), so MHD may free() it. */
-        text = json_dumps(body, JSON_COMPACT);
         json_decref(body);
         return answer_text(req, status, text, hname, hvalue);
 }
