@@ -630,8 +630,20 @@ int mediator_reload(Mediator *m, const char *json, char **retchanges, char **ret
                 mediator_config_done(&n);
                 return reload_refused(m, r, reterr);
         }
-        /* Commit: what is left of the old set is flushed into its outputs and closed. */
-        free_pipelines(m->pipelines, m->n_pipelines, (uint64_t) m->cfg.shutdown_timeout_ms);
+        /* Commit: what is left of the old set is flushed into its outputs and closed at once:
+         * waiting for a removed TCP output to deliver its queue would stall the loop, so
+         * what it still holds is dropped, counted and logged. */
+        for (size_t i = 0; i < m->n_pipelines; i++) {
+                uint64_t dropped;
+                if (!m->pipelines[i])
+                        continue;
+                pipeline_flush(m->pipelines[i]);
+                dropped = pipeline_close_outputs(m->pipelines[i], 0);
+                if (dropped > 0)
+                        log_warning("Reload: pipeline %s: %" PRIu64 " queued records of removed "
+                                    "outputs dropped", pipeline_name(m->pipelines[i]), dropped);
+        }
+        free_pipelines(m->pipelines, m->n_pipelines, 0);
         m->pipelines = ps;
         m->n_pipelines = n.n_pipelines;
 
@@ -774,6 +786,7 @@ static int on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *
 }
 
 static int open_input(Mediator *m) {
+        int64_t maxmsg = (int64_t) flow_batch_size(FLOW_BATCH_MAX_RECORDS);
         int hwm = (int) m->cfg.input_hwm, fd, r;
         size_t sz = sizeof(fd);
 
@@ -781,6 +794,8 @@ static int open_input(Mediator *m) {
         if (!m->input)
                 return log_error_errno(-errno, "zmq_socket(PULL) failed: %m");
         (void) zmq_setsockopt(m->input, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+        /* No valid batch is larger: a bigger message makes ZeroMQ drop that peer. */
+        (void) zmq_setsockopt(m->input, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
         if (zmq_bind(m->input, m->cfg.input) < 0)
                 return log_error_errno(-errno, "Cannot bind the input %s: %m", m->cfg.input);
         if (zmq_getsockopt(m->input, ZMQ_FD, &fd, &sz) < 0)

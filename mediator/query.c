@@ -33,6 +33,7 @@ typedef struct Text {
         char *data;
         size_t len, cap;
         bool failed;
+        bool error;             /* an error answer was written */
 } Text;
 
 static bool text_reserve(Text *t, size_t more) {
@@ -136,6 +137,7 @@ static void answer_head(Text *t, const QueryContext *ctx, json_t *id, const char
 
 static void answer_error(Text *t, const QueryContext *ctx, json_t *id, const char *op,
                          const char *code, const char *message) {
+        t->error = true;
         answer_head(t, ctx, id, op);
         text_add(t, ",\"ok\":false,\"error\":{\"code\":");
         text_add_json_string(t, code);
@@ -465,7 +467,7 @@ static void handle_ping(Text *t, const QueryContext *ctx, json_t *id) {
 }
 
 int query_handle(const QueryContext *ctx, const char *req, size_t len, char **ret,
-                 QueryOp *retop, bool *rettruncated) {
+                 QueryOp *retop, bool *rettruncated, bool *reterror) {
         Text t = { 0 };
         json_error_t jerr;
         json_t *root, *id = NULL, *v;
@@ -516,6 +518,8 @@ int query_handle(const QueryContext *ctx, const char *req, size_t len, char **re
                 *retop = op;
         if (rettruncated)
                 *rettruncated = truncated;
+        if (reterror)
+                *reterror = t.error;
         return 0;
 }
 
@@ -543,7 +547,7 @@ static void serve_one(QueryService *q) {
         size_t sz = sizeof(more);
         QueryContext ctx;
         char *answer = NULL;
-        bool truncated = false;
+        bool truncated = false, error = false;
         QueryOp op = _QUERY_OP_MAX;
         uint64_t t0 = now_usec();
 
@@ -573,13 +577,13 @@ static void serve_one(QueryService *q) {
         ctx = q->ctx;
         pthread_mutex_unlock(&q->lock);
         if (query_handle(&ctx, zmq_msg_data(&frames[n - 1]), zmq_msg_size(&frames[n - 1]),
-                         &answer, &op, &truncated) < 0)
+                         &answer, &op, &truncated, &error) < 0)
                 goto out;
         /* Counted before the answer leaves, so a client that got it sees it counted. */
         pthread_mutex_lock(&q->lock);
         if (op < _QUERY_OP_MAX)
                 q->stats.requests[op]++;
-        if (op == _QUERY_OP_MAX || strstr(answer, "\"ok\":false"))
+        if (op == _QUERY_OP_MAX || error)
                 q->stats.bad_requests++;
         if (truncated)
                 q->stats.truncated++;

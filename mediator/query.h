@@ -53,10 +53,11 @@ typedef struct QueryStats {
  * @ret: a heap NUL-terminated JSON response (always set on 0: errors are answers too)
  * @retop: the operation, or _QUERY_OP_MAX for a malformed request
  * @rettruncated: whether the answer said "truncated": true
+ * @reterror: whether the answer is an error answer ("ok": false)
  * Return: 0 or -ENOMEM.
  */
 int query_handle(const QueryContext *ctx, const char *req, size_t len, char **ret,
-                 QueryOp *retop, bool *rettruncated);
+                 QueryOp *retop, bool *rettruncated, bool *reterror);
 
 const char *query_op_to_string(QueryOp op);
 

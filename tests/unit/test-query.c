@@ -84,7 +84,7 @@ static json_t *ask(const Fixture *f, const char *req) {
         json_error_t jerr;
         json_t *j;
 
-        assert_int_equal(query_handle(&f->ctx, req, strlen(req), &answer, NULL, NULL), 0);
+        assert_int_equal(query_handle(&f->ctx, req, strlen(req), &answer, NULL, NULL, NULL), 0);
         j = json_loads(answer, 0, &jerr);
         if (!j)
                 fail_msg("answer is not JSON (%s): %.200s", jerr.text, answer);
@@ -211,7 +211,7 @@ static void test_truncated_by_scan_budget(void **state) {
         const char *req = "{\"v\":1,\"op\":\"flows\",\"filter\":\"octets == 1\",\"limit\":10}";
 
         c.limits.max_scan = 100;
-        assert_int_equal(query_handle(&c, req, strlen(req), &answer, NULL, &truncated), 0);
+        assert_int_equal(query_handle(&c, req, strlen(req), &answer, NULL, &truncated, NULL), 0);
         assert_true(truncated);
         assert_non_null(strstr(answer, "\"truncated\":true"));
         free(answer);
