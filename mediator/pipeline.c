@@ -255,11 +255,40 @@ Output *pipeline_output(const Pipeline *p, size_t i) {
         return i < p->n_outputs ? p->outputs[i] : NULL;
 }
 
+/* Without anonymization or aggregation the records are not changed: runs of consecutive
+ * passing records go to the outputs straight from the batch, without a copy. */
+static void process_passthrough(Pipeline *p, const FlowRecord *recs, size_t n, uint64_t now_ms) {
+        size_t run = 0;         /* first record of the current run of passing records */
+
+        for (size_t i = 0; i < n; i++) {
+                const FlowRecord *r = &recs[i];
+                bool drop = false;
+
+                if (p->cfg->filter && !flow_filter_match(p->cfg->filter, r)) {
+                        p->stats.filtered++;
+                        drop = true;
+                } else if (p->dedup && dedup_is_duplicate(p->dedup, r, now_ms)) {
+                        p->stats.duplicates++;
+                        drop = true;
+                }
+                if (drop) {
+                        deliver(p, &recs[run], i - run);
+                        run = i + 1;
+                } else
+                        p->stats.passed++;
+        }
+        deliver(p, &recs[run], n - run);
+}
+
 void pipeline_process(Pipeline *p, const FlowRecord *recs, size_t n, uint64_t now_ms) {
         FlowRecord block[BLOCK_RECORDS];
         size_t k = 0;
 
         p->stats.in += n;
+        if (!p->cfg->anon && !p->agg) {
+                process_passthrough(p, recs, n, now_ms);
+                goto flush;
+        }
         for (size_t i = 0; i < n; i++) {
                 const FlowRecord *r = &recs[i];
 
@@ -286,6 +315,7 @@ void pipeline_process(Pipeline *p, const FlowRecord *recs, size_t n, uint64_t no
                 }
         }
         deliver(p, block, k);
+flush:
         for (size_t i = 0; i < p->n_outputs; i++)
                 output_flush(p->outputs[i]);
 }
