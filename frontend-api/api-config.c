@@ -32,6 +32,21 @@ const ConfigKey api_config_keys[] = {
         K_STR(token_file, NULL,
               "file holding the bearer token for every route but /healthz and /readyz"),
         K_INT(max_url_bytes, 256, 1 << 20, 4096, "longest request URL (path and query)"),
+        K_INT(feed_port, 0, 65535, 9301,
+              "port of every pod's zmq-pub live feed, on its query host (0: no /flows/stream)"),
+        K_STR(feed_pipeline, "",
+              "pipeline whose zmq-pub feed /flows/stream reads (empty: every pipeline's)"),
+        K_INT(controller_port, 0, 65535, 8081,
+              "port of every pod controller's HTTP API, on its query host (0: no /pods)"),
+        K_INT(max_streams, 0, 10000, 64, "concurrent /flows/stream clients (0: none)"),
+        K_INT(stream_buffer_bytes, 4096, 64 << 20, 1 << 20,
+              "events waiting for one slow stream client before newer ones are dropped"),
+        K_STR(redis_address, NULL,
+              "Redis holding the shared templates: HOST:PORT, [V6]:PORT or unix:/path "
+              "(unset: /templates answers 503)"),
+        K_STR(redis_password_file, NULL, "file holding the Redis password (AUTH)"),
+        K_INT(redis_db, 0, 1048576, 0, "Redis database (SELECT)"),
+        K_STR(redis_prefix, "ipfixd:", "prefix of the collectors' Redis keys"),
         K_STR(log_level, "info", "debug, info, notice, warning or error"),
 };
 const size_t api_config_n_keys = ELEMENTSOF(api_config_keys);
@@ -56,6 +71,14 @@ int api_config_validate(const ApiConfig *c, char **reterr) {
         if (!c->pods || !*c->pods) {
                 *reterr = config_errorf("pods: required (NAME=tcp://HOST:PORT,... or "
                                         "dns:NAME:PORT)");
+                return -EINVAL;
+        }
+        if (c->feed_pipeline && strlen(c->feed_pipeline) > 255) {
+                *reterr = config_errorf("feed_pipeline: longer than 255 bytes");
+                return -EINVAL;
+        }
+        if (c->redis_address && !*c->redis_address) {
+                *reterr = config_errorf("redis_address: must not be empty (unset it instead)");
                 return -EINVAL;
         }
         if (c->token_file && !*c->token_file) {

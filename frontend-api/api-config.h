@@ -21,6 +21,15 @@ typedef struct ApiConfig {
         int64_t rate_limit_burst;
         char *token_file;               /* bearer token for every route but the probes */
         int64_t max_url_bytes;          /* path + decoded query arguments */
+        int64_t feed_port;              /* pods' zmq-pub feed port (0: no /flows/stream) */
+        char *feed_pipeline;            /* the pipeline whose feed streams ("" any) */
+        int64_t controller_port;        /* pods' controller HTTP port (0: no /pods) */
+        int64_t max_streams;            /* concurrent /flows/stream clients */
+        int64_t stream_buffer_bytes;    /* per stream, events beyond are dropped and counted */
+        char *redis_address;            /* templates; NULL: /templates answers 503 */
+        char *redis_password_file;
+        int64_t redis_db;
+        char *redis_prefix;
         char *log_level;
 } ApiConfig;
 

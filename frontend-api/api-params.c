@@ -32,6 +32,7 @@ typedef enum Route {
         ROUTE_TOP,
         ROUTE_TIMESERIES,
         ROUTE_STREAM,
+        ROUTE_TEMPLATES,
         _ROUTE_MAX,
 } Route;
 
@@ -94,6 +95,13 @@ static const ApiParamSpec stream_params[] = {
         P_FILTER,
 };
 
+static const ApiParamSpec templates_params[] = {
+        { "exporter", API_PARAM_ADDRESSES, NULL,
+          "Only this exporter's templates: one IPv4 or IPv6 address (no prefix)" },
+        { "odid", API_PARAM_INTEGER, NULL, "Only this observation domain ID, 0..4294967295" },
+        { "limit", API_PARAM_INTEGER, "1000", "Templates at most, 1..10000" },
+};
+
 static const struct {
         const char *path;
         const ApiParamSpec *params;
@@ -104,6 +112,7 @@ static const struct {
         [ROUTE_TIMESERIES] = { "/flows/timeseries", timeseries_params,
                                ELEMENTSOF(timeseries_params) },
         [ROUTE_STREAM] = { "/flows/stream", stream_params, ELEMENTSOF(stream_params) },
+        [ROUTE_TEMPLATES] = { "/templates", templates_params, ELEMENTSOF(templates_params) },
 };
 
 #define MAX_ROUTE_PARAMS 16
@@ -1023,6 +1032,44 @@ void api_stream_query_done(ApiStreamQuery *q) {
                 return;
         free(q->expr);
         q->expr = NULL;
+}
+
+int api_templates_query_parse(const ApiKV *args, size_t n_args, ApiTemplatesQuery *ret,
+                              ApiError *reterr) {
+        const char *vals[MAX_ROUTE_PARAMS], *s;
+        uint64_t odid = 0, limit = API_TEMPLATES_DEFAULT_LIMIT;
+        uint8_t a[16];
+        char q[64];
+        int r;
+
+        assert(ret);
+        r = collect(ROUTE_TEMPLATES, args, n_args, vals, reterr);
+        if (r < 0)
+                return r;
+        *ret = (ApiTemplatesQuery) {};
+        if ((s = val(ROUTE_TEMPLATES, vals, "exporter"))) {
+                int family = strchr(s, ':') ? AF_INET6 : AF_INET;
+
+                if (inet_pton(family, s, a) != 1)
+                        return bad(reterr, "exporter", "'%s' is not an IPv4 or IPv6 address",
+                                   quote(s, q, sizeof(q)));
+                /* Canonical text, as the collector writes it into the Redis key. */
+                if (!inet_ntop(family, a, ret->exporter, sizeof(ret->exporter)))
+                        return bad(reterr, "exporter", "cannot be written canonically");
+                ret->has_exporter = true;
+        }
+        if ((s = val(ROUTE_TEMPLATES, vals, "odid"))) {
+                r = uint_arg("odid", s, 0, UINT32_MAX, &odid, reterr);
+                if (r < 0)
+                        return r;
+                ret->has_odid = true;
+                ret->odid = (uint32_t) odid;
+        }
+        if ((s = val(ROUTE_TEMPLATES, vals, "limit")) &&
+            (r = uint_arg("limit", s, 1, API_TEMPLATES_MAX_LIMIT, &limit, reterr)) < 0)
+                return r;
+        ret->limit = (size_t) limit;
+        return 0;
 }
 
 /* ---- pod requests --------------------------------------------------------------------- */

@@ -164,6 +164,27 @@ int api_stream_query_parse(const ApiKV *args, size_t n_args, const ApiLimits *li
                            ApiStreamQuery *ret, ApiError *reterr);
 void api_stream_query_done(ApiStreamQuery *q);
 
+/* ---- /templates ---------------------------------------------------------------------- */
+
+#define API_TEMPLATES_DEFAULT_LIMIT 1000u
+#define API_TEMPLATES_MAX_LIMIT 10000u
+
+typedef struct ApiTemplatesQuery {
+        bool has_exporter;
+        char exporter[46];      /* canonical text (inet_ntop), as in the Redis key */
+        bool has_odid;
+        uint32_t odid;
+        size_t limit;           /* 1..API_TEMPLATES_MAX_LIMIT */
+} ApiTemplatesQuery;
+
+/**
+ * api_templates_query_parse() - validates GET /templates: exporter (one address), odid,
+ * limit (1000, at most 10000).
+ * Return: 0, -EINVAL (@reterr set).
+ */
+int api_templates_query_parse(const ApiKV *args, size_t n_args, ApiTemplatesQuery *ret,
+                              ApiError *reterr);
+
 /* ---- building blocks ------------------------------------------------------------------ */
 
 /**
@@ -209,7 +230,7 @@ const char *api_param_type_to_string(ApiParamType t);
 
 /**
  * api_route_params() - the parameters a route accepts, in documentation order.
- * @route: "/flows", "/flows/top", "/flows/timeseries" or "/flows/stream", with or without
+ * @route: "/flows", "/flows/top", "/flows/timeseries", "/flows/stream" or "/templates", with or without
  *         the "/api/v1" prefix
  * Return: a static table and its length in @ret_n, or NULL (and 0) for an unknown route.
  */

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "macro.h"
 #include "merge.h"
+#include "openapi.h"
 #include "scatter.h"
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -65,6 +66,10 @@ typedef enum RouteId {
         ROUTE_TOP,
         ROUTE_TIMESERIES,
         ROUTE_EXPORTERS,
+        ROUTE_STREAM,
+        ROUTE_TEMPLATES,
+        ROUTE_PODS,
+        ROUTE_OPENAPI,
         _ROUTE_MAX,
 } RouteId;
 
@@ -156,6 +161,10 @@ static const char *const route_names[_ROUTE_MAX + 1] = {
         [ROUTE_TOP] = "/api/v1/flows/top",
         [ROUTE_TIMESERIES] = "/api/v1/flows/timeseries",
         [ROUTE_EXPORTERS] = "/api/v1/exporters",
+        [ROUTE_STREAM] = "/api/v1/flows/stream",
+        [ROUTE_TEMPLATES] = "/api/v1/templates",
+        [ROUTE_PODS] = "/api/v1/pods",
+        [ROUTE_OPENAPI] = "/openapi.json",
         [_ROUTE_MAX] = "other",
 };
 
@@ -757,6 +766,18 @@ static int route_query(ApiRequest *req) {
         return 0;
 }
 
+static int route_openapi(ApiRequest *req) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+                api_openapi_json_len, (void *) api_openapi_json, MHD_RESPMEM_PERSISTENT);
+
+        return answer(req, MHD_HTTP_OK, resp, "application/json", NULL, NULL);
+}
+
+static int route_stream(ApiRequest *req) {
+        return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_streams",
+                            "streaming is being written");
+}
+
 static const ApiRoute routes[] = {
         { MHD_HTTP_METHOD_GET, "/healthz", ROUTE_HEALTHZ, false, false, route_healthz },
         { MHD_HTTP_METHOD_GET, "/readyz", ROUTE_READYZ, false, false, route_readyz },
@@ -766,7 +787,23 @@ static const ApiRoute routes[] = {
         { MHD_HTTP_METHOD_GET, "/api/v1/flows/timeseries", ROUTE_TIMESERIES, true, true,
           route_query },
         { MHD_HTTP_METHOD_GET, "/api/v1/exporters", ROUTE_EXPORTERS, true, true, route_query },
+        { MHD_HTTP_METHOD_GET, "/api/v1/flows/stream", ROUTE_STREAM, true, true, route_stream },
+        { MHD_HTTP_METHOD_GET, "/api/v1/templates", ROUTE_TEMPLATES, true, true, route_query },
+        { MHD_HTTP_METHOD_GET, "/api/v1/pods", ROUTE_PODS, true, true, route_query },
+        { MHD_HTTP_METHOD_GET, "/openapi.json", ROUTE_OPENAPI, true, false, route_openapi },
 };
+
+size_t api_route_count(void) {
+        return ELEMENTSOF(routes);
+}
+
+void api_route_get(size_t i, const char **ret_method, const char **ret_path,
+                   bool *ret_needs_auth) {
+        assert(i < ELEMENTSOF(routes));
+        *ret_method = routes[i].method;
+        *ret_path = routes[i].path;
+        *ret_needs_auth = routes[i].needs_auth;
+}
 
 /* Return: the route, or NULL with @allow set to the methods the path has ("" if none). */
 static const ApiRoute *route_find(const char *url, const char *method, char *allow,
@@ -1023,7 +1060,7 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 r = -EINVAL;
                 goto fail;
         }
-        r = api_pods_resolve(cfg->pods, &a->pods, &a->n_pods);
+        r = api_pods_resolve(cfg->pods, NULL, &a->pods, &a->n_pods);
         if (r < 0) {
                 log_error_errno(r, "Failed to resolve pods '%s': %m", cfg->pods);
                 goto fail;

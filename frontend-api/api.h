@@ -12,6 +12,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
@@ -36,6 +38,11 @@ int api_run(Api *a);
 
 /* The bound HTTP port. */
 uint16_t api_port(const Api *a);
+
+/* The server's route table, for the OpenAPI check: @i < api_route_count(). */
+size_t api_route_count(void);
+void api_route_get(size_t i, const char **ret_method, const char **ret_path,
+                   bool *ret_needs_auth);
 
 /* Appends ipfixd_api_* metrics to @b. */
 void api_render_metrics(Api *a, MetricsBuf *b);

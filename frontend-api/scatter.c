@@ -99,6 +99,14 @@ static bool parse_port(const char *s, size_t len, unsigned *ret) {
         return true;
 }
 
+static bool parse_port_or_zero(const char *s, size_t len, unsigned *ret) {
+        if (len == 1 && s[0] == '0') {
+                *ret = 0;
+                return true;
+        }
+        return parse_port(s, len, ret);
+}
+
 /* tcp://HOST:PORT or tcp://[V6]:PORT; HOST without blanks, commas or '/'. */
 static bool endpoint_is_valid(const char *e) {
         const char *host, *colon;
@@ -614,7 +622,54 @@ static int pod_cmp(const void *a, const void *b) {
         return strcmp(((const ApiPod *) a)->name, ((const ApiPod *) b)->name);
 }
 
-static int resolve_static(const char *spec, ApiPod **ret, size_t *ret_n) {
+/* Sets @p's feed and http endpoints on the host of its query endpoint. */
+static int pod_set_ports(ApiPod *p, unsigned feed, unsigned http) {
+        const char *host = p->endpoint + 6, *colon = strrchr(host, ':');
+        int hlen;
+
+        assert(strncmp(p->endpoint, "tcp://", 6) == 0);
+        if (!colon)
+                return -EINVAL;
+        hlen = (int) (colon - host);
+        p->feed[0] = p->http[0] = 0;
+        if (feed > 0)
+                (void) snprintf(p->feed, sizeof(p->feed), "tcp://%.*s:%u", hlen, host, feed);
+        if (http > 0)
+                (void) snprintf(p->http, sizeof(p->http), "http://%.*s:%u", hlen, host, http);
+        return 0;
+}
+
+/* Parses the ";feed=PORT;http=PORT" options of a static entry. */
+static int parse_pod_options(const char *s, size_t len, unsigned *feed, unsigned *http) {
+        if (len == 0)
+                return -EINVAL;
+        while (len > 0) {
+                const char *semi = memchr(s, ';', len), *eq;
+                size_t item = semi ? (size_t) (semi - s) : len;
+
+                eq = memchr(s, '=', item);
+                if (!eq)
+                        return -EINVAL;
+                if ((size_t) (eq - s) == 4 && memcmp(s, "feed", 4) == 0) {
+                        if (!parse_port_or_zero(eq + 1, item - 5, feed))
+                                return -EINVAL;
+                } else if ((size_t) (eq - s) == 4 && memcmp(s, "http", 4) == 0) {
+                        if (!parse_port_or_zero(eq + 1, item - 5, http))
+                                return -EINVAL;
+                } else
+                        return -EINVAL;
+                if (!semi)
+                        break;
+                len -= item + 1;
+                s = semi + 1;
+                if (len == 0)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+static int resolve_static(const char *spec, const ApiPodPorts *ports, ApiPod **ret,
+                          size_t *ret_n) {
         _cleanup_free_ ApiPod *pods = NULL;
         size_t n = 1, k = 0;
         const char *p = spec;
@@ -627,19 +682,26 @@ static int resolve_static(const char *spec, ApiPod **ret, size_t *ret_n) {
         if (!pods)
                 return -ENOMEM;
         for (;;) {
-                const char *comma = strchr(p, ','), *eq;
+                const char *comma = strchr(p, ','), *eq, *semi;
                 size_t len = comma ? (size_t) (comma - p) : strlen(p), name_len, ep_len;
+                unsigned feed = ports ? ports->feed : 0, http = ports ? ports->http : 0;
 
                 eq = memchr(p, '=', len);
                 if (!eq)
                         return -EINVAL;
                 name_len = (size_t) (eq - p);
-                ep_len = len - name_len - 1;
+                semi = memchr(eq + 1, ';', len - name_len - 1);
+                ep_len = semi ? (size_t) (semi - eq - 1) : len - name_len - 1;
                 if (name_len == 0 || name_len > API_POD_NAME_MAX || ep_len > API_POD_ENDPOINT_MAX)
                         return -EINVAL;
                 memcpy(pods[k].name, p, name_len);
                 memcpy(pods[k].endpoint, eq + 1, ep_len);
                 if (!api_pod_name_is_valid(pods[k].name) || !endpoint_is_valid(pods[k].endpoint))
+                        return -EINVAL;
+                if (semi && parse_pod_options(semi + 1, (size_t) (p + len - semi - 1), &feed,
+                                              &http) < 0)
+                        return -EINVAL;
+                if (pod_set_ports(&pods[k], feed, http) < 0)
                         return -EINVAL;
                 for (size_t j = 0; j < k; j++)
                         if (strcmp(pods[j].name, pods[k].name) == 0)
@@ -654,7 +716,8 @@ static int resolve_static(const char *spec, ApiPod **ret, size_t *ret_n) {
         return 0;
 }
 
-static int resolve_dns(const char *spec, ApiPod **ret, size_t *ret_n) {
+static int resolve_dns(const char *spec, const ApiPodPorts *ports, ApiPod **ret,
+                       size_t *ret_n) {
         const struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
         _cleanup_free_ char *host = NULL;
         _cleanup_free_ ApiPod *pods = NULL;
@@ -709,6 +772,7 @@ static int resolve_dns(const char *spec, ApiPod **ret, size_t *ret_n) {
                 } else
                         continue;
                 (void) snprintf(p->name, sizeof(p->name), "%s", addr);
+                (void) pod_set_ports(p, ports ? ports->feed : 0, ports ? ports->http : 0);
                 for (char *c = p->name; *c; c++)
                         if (*c == ':')
                                 *c = '-';
@@ -729,12 +793,12 @@ static int resolve_dns(const char *spec, ApiPod **ret, size_t *ret_n) {
         return 0;
 }
 
-int api_pods_resolve(const char *spec, ApiPod **ret, size_t *ret_n) {
+int api_pods_resolve(const char *spec, const ApiPodPorts *ports, ApiPod **ret, size_t *ret_n) {
         assert(ret);
         assert(ret_n);
         if (!spec || !*spec)
                 return -EINVAL;
         if (strncmp(spec, "dns:", 4) == 0)
-                return resolve_dns(spec + 4, ret, ret_n);
-        return resolve_static(spec, ret, ret_n);
+                return resolve_dns(spec + 4, ports, ret, ret_n);
+        return resolve_static(spec, ports, ret, ret_n);
 }

@@ -50,7 +50,16 @@
 typedef struct ApiPod {
         char name[API_POD_NAME_MAX + 1];        /* 1..63 of [A-Za-z0-9._-], unique */
         char endpoint[API_POD_ENDPOINT_MAX + 1];/* tcp://HOST:PORT (IPv6 as [ADDR]) */
+        char feed[API_POD_ENDPOINT_MAX + 1];    /* tcp://HOST:PORT of its zmq-pub live feed,
+                                                 * "" when it has none */
+        char http[API_POD_ENDPOINT_MAX + 1];    /* http://HOST:PORT of its controller, "" */
 } ApiPod;
+
+/* The ports of a pod's other services, on the host of its query endpoint (0: none). */
+typedef struct ApiPodPorts {
+        uint16_t feed;          /* the mediator's zmq-pub output (GET /flows/stream) */
+        uint16_t http;          /* the pod controller's HTTP API (GET /pods) */
+} ApiPodPorts;
 
 typedef enum ApiPodStatus {
         API_POD_OK,             /* "ok": the answer arrived (it may still say "ok": false) */
@@ -156,11 +165,14 @@ const char *api_pod_status_to_string(ApiPodStatus status);
 
 /**
  * api_pods_resolve() - pod discovery.
- * @spec: either a static list "NAME=tcp://HOST:PORT[,NAME=tcp://HOST:PORT...]", or
+ * @spec: either a static list "NAME=tcp://HOST:PORT[;feed=PORT][;http=PORT][,NAME=...]"
+ *        (feed= and http= override @ports for that pod; 0 means none), or
  *        "dns:NAME:PORT": every A and AAAA record of NAME becomes a pod named after its
  *        address (IPv6 with ':' written as '-', so "::1" is the pod "--1"), endpoint
  *        tcp://ADDR:PORT (tcp://[ADDR]:PORT for IPv6), sorted by name, duplicates removed.
  *        A headless Kubernetes Service is the intended NAME.
+ * @ports: the feed and http ports of every pod (NULL: none); feed and http endpoints use
+ *         the host of the query endpoint
  * @ret:  set to an array the caller free()s
  * @ret_n: its length (at least 1)
  *
@@ -173,4 +185,4 @@ const char *api_pod_status_to_string(ApiPodStatus status);
  * name has no address), -EAGAIN (temporary resolver failure), -E2BIG (more than
  * API_SCATTER_MAX_PODS pods), -ENOMEM, -EIO (other resolver errors).
  */
-int api_pods_resolve(const char *spec, ApiPod **ret, size_t *ret_n);
+int api_pods_resolve(const char *spec, const ApiPodPorts *ports, ApiPod **ret, size_t *ret_n);

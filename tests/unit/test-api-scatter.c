@@ -676,14 +676,32 @@ static void test_resolve(void **state) {
         bool v4 = false;
 
         assert_int_equal(api_pods_resolve("a=tcp://127.0.0.1:9300,b.2_x-y=tcp://[::1]:9301",
-                                          &pods, &n), 0);
+                                          NULL, &pods, &n), 0);
         assert_int_equal(n, 2);
         assert_string_equal(pods[0].name, "a");
         assert_string_equal(pods[0].endpoint, "tcp://127.0.0.1:9300");
+        assert_string_equal(pods[0].feed, "");
+        assert_string_equal(pods[0].http, "");
         assert_string_equal(pods[1].name, "b.2_x-y");
         assert_string_equal(pods[1].endpoint, "tcp://[::1]:9301");
         free(pods);
-        assert_int_equal(api_pods_resolve("one=tcp://mediator-0.mediator:9300", &pods, &n), 0);
+
+        /* the feed and http ports: defaults, per-pod overrides, 0 for none */
+        assert_int_equal(api_pods_resolve("a=tcp://127.0.0.1:9300;feed=7101;http=7102,"
+                                          "b=tcp://[::1]:9301;http=0,c=tcp://h.example:1",
+                                          &(ApiPodPorts) { .feed = 9301, .http = 8081 },
+                                          &pods, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(pods[0].endpoint, "tcp://127.0.0.1:9300");
+        assert_string_equal(pods[0].feed, "tcp://127.0.0.1:7101");
+        assert_string_equal(pods[0].http, "http://127.0.0.1:7102");
+        assert_string_equal(pods[1].endpoint, "tcp://[::1]:9301");
+        assert_string_equal(pods[1].feed, "tcp://[::1]:9301");
+        assert_string_equal(pods[1].http, "");
+        assert_string_equal(pods[2].feed, "tcp://h.example:9301");
+        assert_string_equal(pods[2].http, "http://h.example:8081");
+        free(pods);
+        assert_int_equal(api_pods_resolve("one=tcp://mediator-0.mediator:9300", NULL, &pods, &n), 0);
         assert_int_equal(n, 1);
         free(pods);
 
@@ -692,21 +710,25 @@ static void test_resolve(void **state) {
                 "a=tcp://1.2.3.4", "a=tcp://1.2.3.4:0", "a=http://1.2.3.4:5",
                 "a=tcp://1.2.3.4:5,a=tcp://1.2.3.4:6", "a b=tcp://1.2.3.4:5",
                 "a=tcp://[::1:5", "a=tcp://:5", "dns:", "dns:localhost", "dns::9300",
-                "dns:localhost:x", "dns:localhost:65536",
+                "dns:localhost:x", "dns:localhost:65536", "a=tcp://1.2.3.4:5;",
+                "a=tcp://1.2.3.4:5;feed", "a=tcp://1.2.3.4:5;feed=", "a=tcp://1.2.3.4:5;feed=x",
+                "a=tcp://1.2.3.4:5;feed=65536", "a=tcp://1.2.3.4:5;web=1",
+                "a=tcp://1.2.3.4:5;feed=1;", "a=tcp://1.2.3.4:5;;feed=1",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 pods = NULL;
-                if (api_pods_resolve(bad[i], &pods, &n) != -EINVAL)
+                if (api_pods_resolve(bad[i], NULL, &pods, &n) != -EINVAL)
                         fail_msg("'%s' was accepted", bad[i]);
                 assert_null(pods);
         }
 
-        assert_int_equal(api_pods_resolve("dns:localhost:9300", &pods, &n), 0);
+        assert_int_equal(api_pods_resolve("dns:localhost:9300", NULL, &pods, &n), 0);
         assert_true(n >= 1);
         for (size_t i = 0; i < n; i++) {
                 assert_true(api_pod_name_is_valid(pods[i].name));
                 if (strcmp(pods[i].name, "127.0.0.1") == 0) {
                         assert_string_equal(pods[i].endpoint, "tcp://127.0.0.1:9300");
+                        assert_string_equal(pods[i].http, "");
                         v4 = true;
                 }
                 if (strcmp(pods[i].name, "--1") == 0)
@@ -722,7 +744,7 @@ static void test_resolve(void **state) {
                 api_scatter_free(s);
         }
         free(pods);
-        assert_int_equal(api_pods_resolve("dns:no-such-host.invalid:9300", &pods, &n) < 0, 1);
+        assert_int_equal(api_pods_resolve("dns:no-such-host.invalid:9300", NULL, &pods, &n) < 0, 1);
 }
 
 int main(void) {
