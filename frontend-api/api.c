@@ -39,6 +39,9 @@
 #include "macro.h"
 #include "merge.h"
 #include "openapi.h"
+#include "pod-status.h"
+#include "podset.h"
+#include "templates.h"
 #include "scatter.h"
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -51,6 +54,7 @@
 #define RATE_SLOTS 4096u
 #define RATE_PROBE 16u
 #define PING_INTERVAL_MS 2000u
+#define DISCOVERY_RETRY_MS 2000u        /* dns: re-resolution while it fails or finds none */
 #ifndef MHD_HTTP_URI_TOO_LONG
 #define MHD_HTTP_URI_TOO_LONG 414
 #endif
@@ -107,10 +111,10 @@ struct ApiJob {
         ApiCursor cursor;
         ApiTopQuery top;
         ApiTimeseriesQuery ts;
+        ApiTemplatesQuery tmpl;
         /* output: written by the worker */
         unsigned status;
         char *body;                     /* JSON text (malloc), NULL: answer 500 */
-        bool pod_failed[API_SCATTER_MAX_PODS]; /* timeout or not connected */
 };
 
 /* Status codes counted individually; anything else is "other". */
@@ -128,8 +132,12 @@ struct Api {
         EvMhd *mhd;
         char *token;
         size_t token_len;
-        ApiPod *pods;
-        size_t n_pods;
+        ApiPodDir *dir;                 /* the pods asked (thread-safe) */
+        char *pods_spec;
+        bool pods_dns;                  /* re-resolved by the pinger */
+        ApiPodPorts ports;
+        ApiRedisConfig redis;           /* .address NULL: no /templates */
+        char *redis_password, *redis_address, *redis_prefix;
         uint64_t deadline_ms, refresh_ms;
         size_t max_pending, max_url;
         double rps, burst;
@@ -150,7 +158,7 @@ struct Api {
 
         uint64_t responses[_ROUTE_MAX + 1][ELEMENTSOF(counted_codes) + 1];
         uint64_t rate_limited, overloaded, unauthorized;
-        uint64_t *pod_timeouts;         /* one per pod */
+        _Atomic uint64_t resolve_failures, resolve_changes;
 };
 
 static const char *const route_names[_ROUTE_MAX + 1] = {
@@ -295,7 +303,7 @@ static void job_fail(ApiJob *job, unsigned status, const char *code, const char 
 }
 
 /* Worker side: the pods' requests for @job. Return: the number (1 or n_pods), 0 on -ENOMEM. */
-static size_t job_requests(const Api *a, ApiJob *job, json_t **reqs) {
+static size_t job_requests(const ApiPodSet *set, ApiJob *job, json_t **reqs) {
         char cur[64];
         uint64_t end_ms, seq;
 
@@ -305,15 +313,15 @@ static size_t job_requests(const Api *a, ApiJob *job, json_t **reqs) {
                         reqs[0] = api_flows_pod_request(&job->flows, NULL, 0);
                         return reqs[0] ? 1 : 0;
                 }
-                for (size_t i = 0; i < a->n_pods; i++) {
-                        if (api_cursor_for_pod(&job->cursor, a->pods[i].name, &end_ms, &seq) < 0)
+                for (size_t i = 0; i < set->n; i++) {
+                        if (api_cursor_for_pod(&job->cursor, set->pods[i].name, &end_ms, &seq) < 0)
                                 return 0;
                         (void) snprintf(cur, sizeof(cur), "%" PRIu64 ":%" PRIu64, end_ms, seq);
                         reqs[i] = api_flows_pod_request(&job->flows, cur, job->flows.limit);
                         if (!reqs[i])
                                 return 0;
                 }
-                return a->n_pods;
+                return set->n;
         case ROUTE_TOP:
                 reqs[0] = api_top_pod_request(&job->top, 0);
                 break;
@@ -373,7 +381,45 @@ static json_t *job_merge(ApiJob *job, const ApiPodAnswer *answers, size_t n, int
         return r < 0 ? NULL : out;
 }
 
-static void job_run(const Api *a, ApiScatter *s, ApiJob *job) {
+/* Worker side: GET /templates from Redis. */
+static void job_run_templates(const Api *a, ApiJob *job) {
+        _cleanup_free_ char *err = NULL;
+        json_t *out = NULL;
+        int r;
+
+        r = api_templates_fetch(&a->redis, &job->tmpl, a->deadline_ms, &out, &err);
+        if (r == -ENOMEM) {
+                job_fail(job, 500, "internal", "out of memory");
+                return;
+        }
+        if (r < 0) {
+                job_fail(job, 503, "redis_unavailable", "%s",
+                         err ? err : "the template store did not answer");
+                return;
+        }
+        free(job->body);
+        job->body = json_dumps(out, JSON_COMPACT);
+        job->status = job->body ? 200 : 500;
+        json_decref(out);
+}
+
+/* Worker side: GET /pods from every pod's controller. */
+static void job_run_pods(const Api *a, const ApiPodSet *set, ApiJob *job) {
+        json_t *out = NULL;
+        int r;
+
+        r = api_pod_status_fetch(set->pods, set->n, NULL, a->deadline_ms, &out);
+        if (r < 0) {
+                job_fail(job, 500, "internal", "could not ask the pods: %s", strerror(-r));
+                return;
+        }
+        free(job->body);
+        job->body = json_dumps(out, JSON_COMPACT);
+        job->status = job->body ? 200 : 500;
+        json_decref(out);
+}
+
+static void job_run(const Api *a, ApiScatter *s, const ApiPodSet *set, ApiJob *job) {
         json_t *reqs[API_SCATTER_MAX_PODS] = {};
         ApiPodAnswer answers[API_SCATTER_MAX_PODS];
         ApiScatterResult res = {};
@@ -381,11 +427,23 @@ static void job_run(const Api *a, ApiScatter *s, ApiJob *job) {
         size_t n_req;
         int r;
 
+        if (job->route == ROUTE_TEMPLATES) {
+                job_run_templates(a, job);
+                return;
+        }
+        if (job->route == ROUTE_PODS) {
+                job_run_pods(a, set, job);
+                return;
+        }
         if (!s) {
                 job_fail(job, 500, "internal", "the query worker could not start");
                 return;
         }
-        n_req = job_requests(a, job, reqs);
+        if (set->n == 0) {
+                job_fail(job, 503, "no_pods", "no pods are known (discovery found none yet)");
+                return;
+        }
+        n_req = job_requests(set, job, reqs);
         if (n_req == 0) {
                 job_fail(job, 500, "internal", "could not build the pods' request");
                 goto finish;
@@ -400,9 +458,9 @@ static void job_run(const Api *a, ApiScatter *s, ApiJob *job) {
                         .pod = res.pods[i].pod,
                         .answer = res.pods[i].status == API_POD_OK ? res.pods[i].answer : NULL,
                 };
-                if (i < API_SCATTER_MAX_PODS)
-                        job->pod_failed[i] = res.pods[i].status == API_POD_TIMEOUT ||
-                                             res.pods[i].status == API_POD_NOT_CONNECTED;
+                if (i < set->n && (res.pods[i].status == API_POD_TIMEOUT ||
+                                   res.pods[i].status == API_POD_NOT_CONNECTED))
+                        atomic_fetch_add(&set->timeouts[i], 1);
         }
         if (res.n_ok == 0) {
                 job_fail(job, 503, "no_pods", "no pod answered within %" PRIu64 " ms (%zu asked)",
@@ -439,19 +497,43 @@ static ApiScatter *worker_scatter(const Api *a) {
         int r;
 
         r = api_scatter_new(&s, a->zctx);
-        if (r >= 0)
-                r = api_scatter_set_pods(s, a->pods, a->n_pods);
         if (r < 0) {
-                log_error_errno(r, "Failed to set up a query worker's pod sockets: %m");
-                return api_scatter_free(s);
+                log_error_errno(r, "Failed to set up a query worker's scatter client: %m");
+                return NULL;
         }
         return s;
+}
+
+/* A worker's view of the pods: switches @s to the directory's current set when it moved.
+ * Return: the set to use for the next job (borrowed from *@set). */
+static const ApiPodSet *worker_pods(Api *a, ApiScatter *s, ApiPodSet **set) {
+        ApiPodSet *cur;
+        int r;
+
+        if (*set && (*set)->generation == api_pod_dir_generation(a->dir))
+                return *set;
+        cur = api_pod_dir_get(a->dir);
+        if (s) {
+                r = api_scatter_set_pods(s, cur->pods, cur->n);
+                if (r < 0) {
+                        /* Keep the old set; try again before the next job. */
+                        log_warning_errno(r, "Failed to switch to %zu pods: %m", cur->n);
+                        api_pod_set_unref(cur);
+                        if (!*set)
+                                *set = api_pod_dir_get(a->dir); /* empty sockets: 503s */
+                        return *set;
+                }
+        }
+        api_pod_set_unref(*set);
+        *set = cur;
+        return cur;
 }
 
 static void *worker_main(void *userdata) {
         Api *a = userdata;
         void *pull = zmq_socket(a->zctx, ZMQ_PULL), *push = zmq_socket(a->zctx, ZMQ_PUSH);
         ApiScatter *s = worker_scatter(a);
+        ApiPodSet *set = NULL;
         int zero = 0;
 
         if (!pull || !push)
@@ -471,7 +553,7 @@ static void *worker_main(void *userdata) {
                 }
                 if (n != (int) sizeof(job))
                         continue;
-                job_run(a, s, job);
+                job_run(a, s, worker_pods(a, s, &set), job);
                 while ((n = zmq_send(push, &job, sizeof(job), 0)) < 0 && errno == EINTR)
                         ;
                 if (n < 0)
@@ -479,6 +561,7 @@ static void *worker_main(void *userdata) {
         }
 out:
         api_scatter_free(s);
+        api_pod_set_unref(set);
         if (pull)
                 (void) zmq_close(pull);
         if (push)
@@ -486,14 +569,49 @@ out:
         return NULL;
 }
 
-/* Pings every pod every PING_INTERVAL_MS for /readyz; woken by ETERM at shutdown. */
+/*
+ * Resolves the pods spec and publishes what it finds. BLOCKS in getaddrinfo() for the dns:
+ * form: only api_new() (before serving) and the pinger thread call it.
+ */
+static int discover_pods(Api *a) {
+        _cleanup_free_ ApiPod *pods = NULL;
+        size_t n = 0;
+        int r;
+
+        r = api_pods_resolve(a->pods_spec, &a->ports, &pods, &n);
+        if (r < 0) {
+                atomic_fetch_add(&a->resolve_failures, 1);
+                return r;
+        }
+        r = api_pod_dir_publish(a->dir, pods, n);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                if (api_pod_dir_generation(a->dir) > 1)
+                        atomic_fetch_add(&a->resolve_changes, 1);
+                log_info("Querying %zu pod(s) from '%s'", n, a->pods_spec);
+                for (size_t i = 0; i < n; i++)
+                        log_debug("pod %s query=%s feed=%s http=%s", pods[i].name,
+                                  pods[i].endpoint, pods[i].feed[0] ? pods[i].feed : "-",
+                                  pods[i].http[0] ? pods[i].http : "-");
+        }
+        return 0;
+}
+
+/*
+ * Pings every pod every PING_INTERVAL_MS for /readyz and, for a dns: spec, re-resolves the
+ * pods every pods_refresh_s (every DISCOVERY_RETRY_MS while that fails or finds none);
+ * woken by ETERM at shutdown.
+ */
 static void *pinger_main(void *userdata) {
         Api *a = userdata;
         void *ctl = zmq_socket(a->zctx, ZMQ_PULL);
         ApiScatter *s = worker_scatter(a);
+        ApiPodSet *set = NULL;
         json_t *ping = json_pack("{s:i,s:s}", "v", 1, "op", "ping");
         uint64_t interval = MIN((uint64_t) PING_INTERVAL_MS, a->refresh_ms / 2);
-        int zero = 0;
+        uint64_t last_discovery = now_mono_us() / 1000u;
+        int zero = 0, discovered = 0;
 
         if (!ctl || !ping)
                 goto out;
@@ -503,8 +621,27 @@ static void *pinger_main(void *userdata) {
         for (;;) {
                 zmq_pollitem_t item = { .socket = ctl, .events = ZMQ_POLLIN };
                 ApiScatterResult res = {};
+                const ApiPodSet *cur;
+                uint64_t now = now_mono_us() / 1000u;
 
-                if (s && api_scatter_query(s, &ping, 1, a->deadline_ms, &res) >= 0) {
+                if (a->pods_dns) {
+                        bool empty = api_pod_dir_generation(a->dir) == 0 || !set || set->n == 0;
+                        uint64_t every = discovered < 0 || empty ? DISCOVERY_RETRY_MS
+                                                                 : a->refresh_ms;
+
+                        if (now - last_discovery >= every) {
+                                int r = discover_pods(a);
+
+                                if (r < 0 && discovered >= 0)
+                                        log_warning_errno(r, "Failed to re-resolve pods '%s' "
+                                                          "(keeping the %zu known): %m",
+                                                          a->pods_spec, set ? set->n : 0);
+                                discovered = r;
+                                last_discovery = now;
+                        }
+                }
+                cur = worker_pods(a, s, &set);
+                if (s && cur->n > 0 && api_scatter_query(s, &ping, 1, a->deadline_ms, &res) >= 0) {
                         if (res.n_ok > 0)
                                 atomic_store(&a->last_ping_ok_ms, now_mono_us() / 1000u);
                         api_scatter_result_clear(&res);
@@ -517,6 +654,7 @@ static void *pinger_main(void *userdata) {
 out:
         json_decref(ping);
         api_scatter_free(s);
+        api_pod_set_unref(set);
         if (ctl)
                 (void) zmq_close(ctl);
         return NULL;
@@ -529,8 +667,6 @@ static void on_job_result(Api *a, ApiJob *job) {
         int r;
 
         job_unlink(a, job);
-        for (size_t i = 0; i < a->n_pods && i < API_SCATTER_MAX_PODS; i++)
-                a->pod_timeouts[i] += job->pod_failed[i];
         if (req) {
                 req->job = NULL;
                 job->req = NULL;
@@ -700,6 +836,9 @@ static int route_query(ApiRequest *req) {
         if (args.overflow)
                 return answer_error(req, MHD_HTTP_BAD_REQUEST, "too_many_parameters",
                                     "at most %u query parameters are accepted", MAX_ARGS);
+        if (req->route->id == ROUTE_TEMPLATES && !a->redis.address)
+                return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_template_store",
+                                    "this API has no redis_address configured");
         if (a->n_pending >= a->max_pending) {
                 a->overloaded++;
                 return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
@@ -730,7 +869,11 @@ static int route_query(ApiRequest *req) {
         case ROUTE_TIMESERIES:
                 r = api_timeseries_query_parse(args.kv, args.n, NULL, now, &job->ts, &err);
                 break;
+        case ROUTE_TEMPLATES:
+                r = api_templates_query_parse(args.kv, args.n, &job->tmpl, &err);
+                break;
         case ROUTE_EXPORTERS:
+        case ROUTE_PODS:
                 r = 0;
                 if (args.n > 0) {
                         err = (ApiError) { .status = 400, .code = "unknown_parameter" };
@@ -948,6 +1091,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 void api_render_metrics(Api *a, MetricsBuf *b) {
         char labels[160], esc[140];
+        ApiPodSet *set;
 
         assert(a);
         assert(b);
@@ -968,12 +1112,25 @@ void api_render_metrics(Api *a, MetricsBuf *b) {
                 }
         metrics_header(b, "ipfixd_api_pod_timeouts_total", "counter",
                        "Queries a pod did not answer before the deadline (or could not be sent).");
-        for (size_t i = 0; i < a->n_pods; i++) {
-                if (metrics_escape_label(a->pods[i].name, esc, sizeof(esc)) < 0)
+        set = api_pod_dir_get(a->dir);
+        for (size_t i = 0; i < set->n; i++) {
+                if (metrics_escape_label(set->pods[i].name, esc, sizeof(esc)) < 0)
                         continue;
                 (void) snprintf(labels, sizeof(labels), "pod=\"%s\"", esc);
-                metrics_sample(b, "ipfixd_api_pod_timeouts_total", labels, a->pod_timeouts[i]);
+                metrics_sample(b, "ipfixd_api_pod_timeouts_total", labels,
+                               atomic_load(&set->timeouts[i]));
         }
+        metrics_header(b, "ipfixd_api_pods", "gauge", "Pods the queries go to now.");
+        metrics_sample(b, "ipfixd_api_pods", NULL, set->n);
+        api_pod_set_unref(set);
+        metrics_header(b, "ipfixd_api_pods_resolve_failures_total", "counter",
+                       "dns: pod discovery attempts that failed (the previous pods were kept).");
+        metrics_sample(b, "ipfixd_api_pods_resolve_failures_total", NULL,
+                       atomic_load(&a->resolve_failures));
+        metrics_header(b, "ipfixd_api_pods_changes_total", "counter",
+                       "Times discovery found a different set of pods.");
+        metrics_sample(b, "ipfixd_api_pods_changes_total", NULL,
+                       atomic_load(&a->resolve_changes));
         metrics_header(b, "ipfixd_api_queue_depth", "gauge",
                        "Queries queued for or running in the workers.");
         metrics_sample(b, "ipfixd_api_queue_depth", NULL, a->n_pending);
@@ -1060,16 +1217,44 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 r = -EINVAL;
                 goto fail;
         }
-        r = api_pods_resolve(cfg->pods, NULL, &a->pods, &a->n_pods);
-        if (r < 0) {
+        a->ports = (ApiPodPorts) { .feed = (uint16_t) cfg->feed_port,
+                                   .http = (uint16_t) cfg->controller_port };
+        a->pods_spec = strdup(cfg->pods);
+        if (!a->pods_spec) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        a->pods_dns = strncmp(cfg->pods, "dns:", 4) == 0;
+        r = api_pod_dir_new(&a->dir);
+        if (r < 0)
+                goto fail;
+        r = discover_pods(a);
+        if (r < 0 && (!a->pods_dns || r == -EINVAL)) {
                 log_error_errno(r, "Failed to resolve pods '%s': %m", cfg->pods);
                 goto fail;
         }
-        log_info("Querying %zu pod(s) from '%s'", a->n_pods, cfg->pods);
-        a->pod_timeouts = calloc(a->n_pods, sizeof(*a->pod_timeouts));
-        if (!a->pod_timeouts) {
-                r = -ENOMEM;
-                goto fail;
+        if (r < 0)
+                log_warning_errno(r, "Pods '%s' do not resolve yet, retrying every %u ms: %m",
+                                  cfg->pods, (unsigned) DISCOVERY_RETRY_MS);
+        if (cfg->redis_address) {
+                a->redis_address = strdup(cfg->redis_address);
+                a->redis_prefix = strdup(cfg->redis_prefix ? cfg->redis_prefix : "ipfixd:");
+                if (!a->redis_address || !a->redis_prefix) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                a->redis.address = a->redis_address;
+                a->redis.db = cfg->redis_db;
+                a->redis.prefix = a->redis_prefix;
+                if (cfg->redis_password_file) {
+                        r = api_read_token(cfg->redis_password_file, &a->redis_password);
+                        if (r < 0) {
+                                log_error_errno(r, "Failed to read redis_password_file %s: %m",
+                                                cfg->redis_password_file);
+                                goto fail;
+                        }
+                        a->redis.password = a->redis_password;
+                }
         }
         if (cfg->rate_limit_rps > 0) {
                 a->rate = calloc(RATE_SLOTS, sizeof(*a->rate));
@@ -1181,8 +1366,14 @@ Api *api_free(Api *a) {
                 job_free(job);
         }
         free(a->workers);
-        free(a->pods);
-        free(a->pod_timeouts);
+        api_pod_dir_free(a->dir);
+        free(a->pods_spec);
+        free(a->redis_address);
+        free(a->redis_prefix);
+        if (a->redis_password) {
+                explicit_bzero(a->redis_password, strlen(a->redis_password));
+                free(a->redis_password);
+        }
         free(a->rate);
         if (a->token) {
                 explicit_bzero(a->token, a->token_len);
