@@ -43,6 +43,7 @@
 #include "podset.h"
 #include "templates.h"
 #include "scatter.h"
+#include "stream.h"
 
 #define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define AUTH_REALM "Bearer realm=\"ipfixd-api\""
@@ -55,6 +56,7 @@
 #define RATE_PROBE 16u
 #define PING_INTERVAL_MS 2000u
 #define DISCOVERY_RETRY_MS 2000u        /* dns: re-resolution while it fails or finds none */
+#define STREAM_KEEPALIVE_MS 15000u      /* ": keepalive" to a stream idle this long */
 #ifndef MHD_HTTP_URI_TOO_LONG
 #define MHD_HTTP_URI_TOO_LONG 414
 #endif
@@ -137,6 +139,7 @@ struct Api {
         bool pods_dns;                  /* re-resolved by the pinger */
         ApiPodPorts ports;
         ApiRedisConfig redis;           /* .address NULL: no /templates */
+        ApiStreamHub *streams;          /* NULL: max_streams 0 */
         char *redis_password, *redis_address, *redis_prefix;
         uint64_t deadline_ms, refresh_ms;
         size_t max_pending, max_url;
@@ -916,9 +919,37 @@ static int route_openapi(ApiRequest *req) {
         return answer(req, MHD_HTTP_OK, resp, "application/json", NULL, NULL);
 }
 
+/* Opens a server-sent event stream (stream.h); the response lives until the client leaves. */
 static int route_stream(ApiRequest *req) {
-        return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_streams",
-                            "streaming is being written");
+        Api *a = req->api;
+        ArgCollector args = {};
+        ApiStreamQuery q = {};
+        ApiError err = {};
+        struct MHD_Response *resp = NULL;
+        int r;
+
+        (void) MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_arg, &args);
+        if (args.overflow)
+                return answer_error(req, MHD_HTTP_BAD_REQUEST, "too_many_parameters",
+                                    "at most %u query parameters are accepted", MAX_ARGS);
+        if (api_stream_query_parse(args.kv, args.n, NULL, &q, &err) < 0)
+                return answer_param_error(req, &err);
+        if (!a->streams) {
+                api_stream_query_done(&q);
+                return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no_streams",
+                                    "this API serves no streams (max_streams is 0)");
+        }
+        r = api_stream_open(a->streams, a->mhd, req->conn, q.expr, &resp);
+        api_stream_query_done(&q);
+        if (r == -EBUSY)
+                return answer_error_header(req, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                           "too_many_streams", MHD_HTTP_HEADER_RETRY_AFTER, "5",
+                                           "%zu streams are open already (max_streams)",
+                                           api_stream_count(a->streams));
+        if (r < 0)
+                return r;
+        return answer(req, MHD_HTTP_OK, resp, "text/event-stream",
+                      MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 }
 
 static const ApiRoute routes[] = {
@@ -1143,6 +1174,8 @@ void api_render_metrics(Api *a, MetricsBuf *b) {
         metrics_header(b, "ipfixd_api_unauthorized_total", "counter",
                        "Requests refused for a missing or wrong bearer token.");
         metrics_sample(b, "ipfixd_api_unauthorized_total", NULL, a->unauthorized);
+        if (a->streams)
+                api_stream_render_metrics(a->streams, b);
         metrics_header(b, "ipfixd_api_http_connections", "gauge", "HTTP connections open now.");
         metrics_sample(b, "ipfixd_api_http_connections", NULL,
                        a->mhd ? ev_mhd_connections(a->mhd) : 0);
@@ -1311,6 +1344,20 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 log_error_errno(r, "Failed to serve HTTP on %s: %m", cfg->listen);
                 goto fail;
         }
+        if (cfg->max_streams > 0) {
+                ApiStreamConfig scfg = {
+                        .max_streams = (size_t) cfg->max_streams,
+                        .buffer_bytes = (size_t) cfg->stream_buffer_bytes,
+                        .pipeline = cfg->feed_pipeline,
+                        .keepalive_ms = STREAM_KEEPALIVE_MS,
+                };
+
+                r = api_stream_hub_new(&a->streams, e, a->zctx, a->dir, &scfg);
+                if (r < 0) {
+                        log_error_errno(r, "Failed to start the stream feeds: %m");
+                        goto fail;
+                }
+        }
         log_info("Serving the API listen=%s port=%u workers=%zu", cfg->listen,
                  (unsigned) ev_mhd_port(a->mhd), a->n_workers);
         *ret = a;
@@ -1342,9 +1389,10 @@ Api *api_free(Api *a) {
                         MHD_resume_connection(req->conn);
                 }
         }
+        api_stream_hub_shutdown(a->streams);
         if (a->mhd)
                 ev_mhd_flush(a->mhd);
-        a->mhd = ev_mhd_free(a->mhd);
+        a->mhd = ev_mhd_free(a->mhd);   /* frees every stream */
         a->results_src = sd_event_source_disable_unref(a->results_src);
         a->sigterm_src = sd_event_source_disable_unref(a->sigterm_src);
         a->sigint_src = sd_event_source_disable_unref(a->sigint_src);
@@ -1355,6 +1403,7 @@ Api *api_free(Api *a) {
                 (void) pthread_join(a->workers[i], NULL);
         if (a->pinger_started)
                 (void) pthread_join(a->pinger, NULL);
+        a->streams = api_stream_hub_free(a->streams);
         if (a->jobs_push)
                 (void) zmq_close(a->jobs_push);
         if (a->results_pull)
