@@ -1,0 +1,5 @@
+/* SPDX-License-Identifier: MIT */
+/* placeholder: being written */
+int main(void) {
+        return 77;
+}
