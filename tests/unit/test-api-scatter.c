@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "query.h"
+#include "podset.h"
 #include "scatter.h"
 
 #define N_A 300u        /* records on pod A */
@@ -747,8 +748,50 @@ static void test_resolve(void **state) {
         assert_int_equal(api_pods_resolve("dns:no-such-host.invalid:9300", NULL, &pods, &n) < 0, 1);
 }
 
+/* The pod directory: publication only on change, generations, counters carried over. */
+static void test_pod_dir(void **state) {
+        ApiPodDir *d = NULL;
+        ApiPodSet *s0, *s1, *s2;
+        ApiPod pods[2] = {
+                { .name = "a", .endpoint = "tcp://127.0.0.1:1", .feed = "tcp://127.0.0.1:2" },
+                { .name = "b", .endpoint = "tcp://127.0.0.1:3" },
+        };
+
+        assert_int_equal(api_pod_dir_new(&d), 0);
+        assert_int_equal(api_pod_dir_generation(d), 0);
+        s0 = api_pod_dir_get(d);
+        assert_int_equal(s0->n, 0);
+        assert_int_equal(api_pod_dir_publish(d, pods, 2), 1);
+        assert_int_equal(api_pod_dir_generation(d), 1);
+        assert_int_equal(api_pod_dir_publish(d, pods, 2), 0);      /* unchanged */
+        assert_int_equal(api_pod_dir_generation(d), 1);
+        s1 = api_pod_dir_get(d);
+        assert_int_equal(s1->n, 2);
+        atomic_store(&s1->timeouts[1], 7);
+        /* a changed feed endpoint is a change; b keeps its counter, the new pod starts at 0 */
+        pods[0] = (ApiPod) { .name = "c", .endpoint = "tcp://127.0.0.1:5" };
+        assert_int_equal(api_pod_dir_publish(d, pods, 2), 1);
+        s2 = api_pod_dir_get(d);
+        assert_int_equal(s2->generation, 2);
+        assert_string_equal(s2->pods[0].name, "c");
+        assert_int_equal(atomic_load(&s2->timeouts[0]), 0);
+        assert_int_equal(atomic_load(&s2->timeouts[1]), 7);
+        /* old snapshots stay valid while referenced */
+        assert_string_equal(s1->pods[0].name, "a");
+        assert_int_equal(s0->n, 0);
+        pods[1].http[0] = 'h';
+        assert_int_equal(api_pod_dir_publish(d, pods, 2), 1);
+        assert_int_equal(api_pod_dir_publish(d, NULL, 0), 1);
+        assert_int_equal(api_pod_dir_generation(d), 4);
+        api_pod_set_unref(s0);
+        api_pod_set_unref(s1);
+        api_pod_set_unref(s2);
+        api_pod_dir_free(d);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_pod_dir),
                 cmocka_unit_test(test_two_real_pods),
                 cmocka_unit_test(test_dead_pod),
                 cmocka_unit_test(test_slow_pod_stale_answer),
