@@ -133,6 +133,8 @@ int gen_message_config_check(const GenMessageConfig *cfg) {
                 return -EINVAL;
         if (cfg->mode == GEN_TEMPLATE_EVERY && cfg->every == 0)
                 return -EINVAL;
+        if (cfg->spread_ms > GEN_SPREAD_MS_MAX)
+                return -EINVAL;
 
         need = GEN_IPFIX_HEADER_SIZE + GEN_TEMPLATE_SET_SIZE + GEN_IPFIX_SET_HEADER_SIZE +
                gen_record_size(cfg->ipv6);
@@ -188,13 +190,14 @@ static uint8_t *template_set_write(uint8_t *p, const GenMessageConfig *cfg) {
         return p;
 }
 
-static uint8_t *record_write(uint8_t *p, bool ipv6, GenPrng *g, uint64_t now_ms,
+/* @base_ms: the record starts 0..60 s before it. */
+static uint8_t *record_write(uint8_t *p, bool ipv6, GenPrng *g, uint64_t base_ms,
                              GenStats *stats) {
         static const uint8_t protos[3] = { 6, 17, 1 };
         uint64_t start, end, packets, octets;
         uint8_t proto;
 
-        start = now_ms - prng_below(g, 60001);
+        start = base_ms - prng_below(g, 60001);
         end = start + prng_below(g, 60001);
         packets = 1 + prng_below(g, 1000);
         octets = packets * (40 + prng_below(g, 1461));
@@ -253,8 +256,17 @@ size_t gen_message_build(const GenMessageConfig *cfg, GenSession *s, uint64_t no
                         n = (size_t) s->remaining;
 
                 p += GEN_IPFIX_SET_HEADER_SIZE;
-                for (size_t i = 0; i < n; i++)
-                        p = record_write(p, cfg->ipv6, &s->prng, now_ms, stats);
+                for (size_t i = 0; i < n; i++) {
+                        uint64_t base = now_ms;
+
+                        if (cfg->spread_ms > 0) {
+                                /* The share of the session still to come, as time before now. */
+                                double left = (double) (s->remaining - i) /
+                                              (double) (s->records + s->remaining);
+                                base -= (uint64_t) (left * cfg->spread_ms);
+                        }
+                        p = record_write(p, cfg->ipv6, &s->prng, base, stats);
+                }
 
                 (void) put_u16(set, cfg->template_id);
                 (void) put_u16(set + 2, (uint16_t) (p - set));

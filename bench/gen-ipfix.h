@@ -29,6 +29,8 @@
 #define GEN_RECORD_SIZE_V4 45u
 #define GEN_RECORD_SIZE_V6 69u
 
+#define GEN_SPREAD_MS_MAX (7u * 86400u * 1000u)
+
 #define GEN_TEMPLATE_ID_V4 256u
 #define GEN_TEMPLATE_ID_V6 257u
 
@@ -53,6 +55,8 @@ typedef struct GenMessageConfig {
         size_t max_size;                /* maximum IPFIX message size in octets */
         GenTemplateMode mode;
         uint64_t every;                 /* K for GEN_TEMPLATE_EVERY, >= 1 */
+        uint32_t spread_ms;             /* 0..GEN_SPREAD_MS_MAX: a session's flows start from
+                                         * spread_ms ago to now, in record order */
 } GenMessageConfig;
 
 /* One transport session: a TCP connection or a UDP socket. */
@@ -112,7 +116,10 @@ bool gen_session_done(const GenSession *s, const GenMessageConfig *cfg);
  * @stats:  incremented by the message's data records, octets, packets and by one message
  *
  * A template set is included according to @cfg->mode; data records fill the rest of the
- * message up to @cfg->max_size.
+ * message up to @cfg->max_size. A record starts 0..60 s before a base time and lasts
+ * 0..60 s; the base is @now_ms, or with @cfg->spread_ms, @now_ms minus the part of
+ * spread_ms the session has still to emit (its first record spread_ms ago, its last now), so
+ * a fast run stores like that much traffic arriving in time order.
  *
  * Return: the message length, or 0 if the session is done (nothing written).
  */

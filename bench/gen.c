@@ -53,6 +53,8 @@ static void help(FILE *f) {
                 "  --odid D                  observation domain id (default 1)\n"
                 "  --ipv6                    use the IPv6 record template\n"
                 "  --seed S                  PRNG seed for field values (default 1)\n"
+                "  --time-spread S           flows start from S seconds ago to now, in the\n"
+                "                            order sent (default 0: within the last minute)\n"
                 "  --message-size BYTES      max IPFIX message size (default 8192 tcp, 1400 udp)\n"
                 "  --bind ADDR               local source address\n"
                 "  --template-id T           template id (default 256 IPv4, 257 IPv6)\n"
@@ -105,6 +107,7 @@ static int parse_args(int argc, char **argv, GenArgs *a) {
                 ARG_MESSAGE_SIZE,
                 ARG_BIND,
                 ARG_TEMPLATE_ID,
+                ARG_TIME_SPREAD,
                 ARG_HELP,
         };
         static const struct option options[] = {
@@ -119,6 +122,7 @@ static int parse_args(int argc, char **argv, GenArgs *a) {
                 { "message-size", required_argument, NULL, ARG_MESSAGE_SIZE },
                 { "bind", required_argument, NULL, ARG_BIND },
                 { "template-id", required_argument, NULL, ARG_TEMPLATE_ID },
+                { "time-spread", required_argument, NULL, ARG_TIME_SPREAD },
                 { "help", no_argument, NULL, ARG_HELP },
                 {}
         };
@@ -173,6 +177,10 @@ static int parse_args(int argc, char **argv, GenArgs *a) {
                         break;
                 case ARG_TEMPLATE_ID:
                         r = parse_u64(optarg, 256, 65535, &a->template_id);
+                        break;
+                case ARG_TIME_SPREAD:
+                        r = parse_u64(optarg, 0, GEN_SPREAD_MS_MAX / 1000, &v);
+                        a->run.msg.spread_ms = (uint32_t) (v * 1000);
                         break;
                 case ARG_HELP:
                         help(stdout);
