@@ -32,7 +32,11 @@
  * "error": "no controller endpoint".
  * @token: bearer token to send (NULL: none)
  * @ret:   the answer above (new reference)
- * Return: 0 (even when no pod answered: see "ok"), -ENOMEM, -EIO (libcurl setup failed).
+ * A pod without an http endpoint has "url": null. The environment's proxy settings are
+ * ignored (controllers are pod addresses no proxy reaches). The body cap is per pod, so one
+ * call holds at most n_pods x API_POD_STATUS_MAX_BODY.
+ * Return: 0 (even when no pod answered: see "ok"), -EINVAL (@token has blanks or control
+ * characters), -ENOMEM, -EIO (libcurl setup failed).
  */
 int api_pod_status_fetch(const ApiPod *pods, size_t n_pods, const char *token,
                          uint64_t timeout_ms, json_t **ret);
