@@ -7,9 +7,12 @@
 -- second in total over the T threads (0: unpaced, each connection sends its next request as
 -- soon as the previous answer is in). wrk is closed-loop: delay() runs after each answer and
 -- says how long the connection waits before its next request. Each thread keeps a schedule of
--- send slots RATE / T per second apart; delay() hands a connection the next free slot (never
--- one in the past: a thread that fell behind does not burst to catch up, so the achieved rate
--- says so instead). Latency is wrk's own: request written to answer read, the wait excluded.
+-- send slots T / RATE seconds apart and delay() hands a connection the next slot, so the rate
+-- does not depend on the latency. When every connection of a thread was busy at a slot, the
+-- slot is taken late (at once) by the next connection free, as open-loop clients would keep
+-- arriving; the schedule never lags more than MAX_LAG_MS, so a stall is not followed by a
+-- long burst, and the achieved rate shows what was lost. Latency is wrk's own: request
+-- written to answer read, the wait excluded.
 --
 -- Filters are drawn from ipfixd-gen's distributions (addresses uniform in 10.0.0.0/8, ports
 -- uniform in 1..65535, protocol tcp/udp/icmp in thirds, starts over the last --time-spread):
@@ -44,6 +47,7 @@ function setup(thread)
         table.insert(threads, thread)
 end
 
+local MAX_LAG_MS = 500
 local mode, interval_ms, next_slot = "flows", 0, 0
 local n = 0
 non2xx, partial, truncated = 0, 0, 0
@@ -113,8 +117,12 @@ function delay()
                 return 0
         end
         local t = now_ms()
-        next_slot = math.max(next_slot + interval_ms, t)
-        return math.floor(next_slot - t)
+        if next_slot == 0 then
+                next_slot = t -- the first requests went out at the start, unscheduled
+        else
+                next_slot = math.max(next_slot + interval_ms, t - MAX_LAG_MS)
+        end
+        return math.max(0, math.floor(next_slot - t))
 end
 
 function response(status, headers, body)
