@@ -3,10 +3,13 @@
  * api.c - the public HTTP API (see api.h).
  *
  * Threads. The loop thread owns the EvMhd, every ApiRequest (MHD's con_cls) and every ApiJob
- * list link. A job is sent to the workers as a pointer over an inproc PUSH socket; the
- * worker that PULLs it owns its input and output fields until it PUSHes the pointer back,
- * and never touches anything else of the job. Invariants:
- * - a job is on a->jobs from dispatch until its result is received (or api_free());
+ * list link. Jobs wait in the loop's FIFO until a worker is idle (a worker announces itself
+ * idle with its result, or with an empty message when it starts), and are then sent to THAT
+ * worker as a pointer over an inproc ROUTER (so a job never queues behind a slow one while
+ * another worker idles); the worker owns the job's input and output fields until it PUSHes
+ * the pointer back, and never touches anything else of the job. Invariants:
+ * - a job is on a->jobs from route_query() until its result is received (or api_free());
+ * - a job is on the FIFO (a->queue_head) from route_query() until it is sent to a worker;
  * - job->req and req->job point at each other or are both NULL (a request that went away
  *   orphans its job, whose result is then dropped);
  * - a request is answered at most once, and before its connection is resumed.
@@ -57,8 +60,14 @@
 #define PING_INTERVAL_MS 2000u
 #define DISCOVERY_RETRY_MS 2000u        /* dns: re-resolution while it fails or finds none */
 #define STREAM_KEEPALIVE_MS 15000u      /* ": keepalive" to a stream idle this long */
+#define TOP_POD_LIMIT_FACTOR 4u         /* /flows/top: first round asks pods for 4 n entries */
+#define TOP_POD_LIMIT_MIN 100u          /* ... and at least this many */
+#define TOP_POD_LIMIT_MAX 5000u         /* second round (within query_max_limit's default) */
 #ifndef MHD_HTTP_URI_TOO_LONG
 #define MHD_HTTP_URI_TOO_LONG 414
+#endif
+#ifndef MHD_HTTP_CONTENT_TOO_LARGE
+#define MHD_HTTP_CONTENT_TOO_LARGE 413
 #endif
 #ifndef MHD_HTTP_TOO_MANY_REQUESTS
 #define MHD_HTTP_TOO_MANY_REQUESTS 429
@@ -106,6 +115,7 @@ struct ApiJob {
         Api *api;
         ApiRequest *req;
         ApiJob *prev, *next;
+        ApiJob *qnext;                  /* the FIFO of jobs no worker has yet */
         /* input: written before sending, read by the worker */
         RouteId route;
         ApiFlowsQuery flows;
@@ -114,13 +124,14 @@ struct ApiJob {
         ApiTopQuery top;
         ApiTimeseriesQuery ts;
         ApiTemplatesQuery tmpl;
+        size_t top_pod_limit;           /* entries asked of each pod (worker-owned) */
         /* output: written by the worker */
         unsigned status;
         char *body;                     /* JSON text (malloc), NULL: answer 500 */
 };
 
 /* Status codes counted individually; anything else is "other". */
-static const unsigned counted_codes[] = { 200, 400, 401, 404, 405, 414, 429, 500, 502, 503 };
+static const unsigned counted_codes[] = { 200, 400, 401, 404, 405, 413, 414, 429, 500, 502, 503 };
 
 typedef struct RateSlot {
         uint8_t addr[16];
@@ -147,10 +158,14 @@ struct Api {
         RateSlot *rate;                 /* NULL: no rate limit */
 
         void *zctx;
-        void *jobs_push, *results_pull;
-        sd_event_source *results_src, *sigterm_src, *sigint_src;
+        void *jobs_router, *results_pull;
+        sd_event_source *results_src, *retry_src, *sigterm_src, *sigint_src;
         pthread_t *workers;
         size_t n_workers;               /* started */
+        struct WorkerArg *worker_args;
+        uint16_t *idle;                 /* worker indexes waiting for a job (a stack) */
+        size_t n_idle;
+        ApiJob *queue_head, *queue_tail;
         pthread_t pinger;
         bool pinger_started;
         _Atomic uint64_t last_ping_ok_ms; /* CLOCK_MONOTONIC; 0: never */
@@ -288,6 +303,11 @@ static void job_unlink(Api *a, ApiJob *job) {
 }
 
 /* Worker side: sets job->status and job->body to an error. */
+static json_t *json_decref_null(json_t *j) {
+        json_decref(j);
+        return NULL;
+}
+
 static void job_fail(ApiJob *job, unsigned status, const char *code, const char *fmt, ...)
         _printf_(4, 5);
 static void job_fail(ApiJob *job, unsigned status, const char *code, const char *fmt, ...) {
@@ -326,7 +346,7 @@ static size_t job_requests(const ApiPodSet *set, ApiJob *job, json_t **reqs) {
                 }
                 return set->n;
         case ROUTE_TOP:
-                reqs[0] = api_top_pod_request(&job->top, 0);
+                reqs[0] = api_top_pod_request(&job->top, job->top_pod_limit);
                 break;
         case ROUTE_TIMESERIES:
                 reqs[0] = api_timeseries_pod_request(&job->ts);
@@ -422,6 +442,24 @@ static void job_run_pods(const Api *a, const ApiPodSet *set, ApiJob *job) {
         json_decref(out);
 }
 
+/*
+ * Whether a merged top answer could become exact by asking the pods for more entries: it
+ * is not exact, every pod answered with exact rollups, and some pod listed as many entries
+ * as it was asked for (so it may hold more).
+ */
+static bool top_wants_more(const ApiJob *job, const json_t *body, const ApiScatterResult *res) {
+        json_t *inexact = json_object_get(body, "pods_inexact");
+
+        if (job->top_pod_limit >= TOP_POD_LIMIT_MAX || json_is_true(json_object_get(body, "exact")) ||
+            !json_is_array(inexact) || json_array_size(inexact) > 0 || res->n_ok != res->n_pods)
+                return false;
+        for (size_t i = 0; i < res->n_pods; i++)
+                if (json_array_size(json_object_get(res->pods[i].answer, "entries")) >=
+                    job->top_pod_limit)
+                        return true;
+        return false;
+}
+
 static void job_run(const Api *a, ApiScatter *s, const ApiPodSet *set, ApiJob *job) {
         json_t *reqs[API_SCATTER_MAX_PODS] = {};
         ApiPodAnswer answers[API_SCATTER_MAX_PODS];
@@ -429,6 +467,12 @@ static void job_run(const Api *a, ApiScatter *s, const ApiPodSet *set, ApiJob *j
         json_t *body = NULL, *meta = NULL;
         size_t n_req;
         int r;
+
+        /* Top-N: the first round asks each pod for a few times n entries; when that cannot
+         * prove the merged ranking exact (a key may be top overall without being in any
+         * pod's first entries), a second round asks for TOP_POD_LIMIT_MAX. */
+        job->top_pod_limit = MAX(job->top.n * TOP_POD_LIMIT_FACTOR, (size_t) TOP_POD_LIMIT_MIN);
+again:
 
         if (job->route == ROUTE_TEMPLATES) {
                 job_run_templates(a, job);
@@ -471,6 +515,14 @@ static void job_run(const Api *a, ApiScatter *s, const ApiPodSet *set, ApiJob *j
                 goto finish;
         }
         body = job_merge(job, answers, res.n_pods, &r);
+        if (body && job->route == ROUTE_TOP && top_wants_more(job, body, &res)) {
+                body = json_decref_null(body);
+                api_scatter_result_clear(&res);
+                for (size_t i = 0; i < ELEMENTSOF(reqs); i++)
+                        reqs[i] = json_decref_null(reqs[i]);
+                job->top_pod_limit = TOP_POD_LIMIT_MAX;
+                goto again;
+        }
         if (!body) {
                 if (r == -EBADMSG)
                         job_fail(job, 502, "bad_pod_answer",
@@ -532,41 +584,51 @@ static const ApiPodSet *worker_pods(Api *a, ApiScatter *s, ApiPodSet **set) {
         return cur;
 }
 
+/* What a worker sends the loop: its index, and the job it finished (NULL: just started). */
+typedef struct WorkerMsg {
+        uint32_t worker;
+        ApiJob *job;
+} WorkerMsg;
+
+typedef struct WorkerArg {
+        Api *api;
+        uint16_t index;
+} WorkerArg;
+
 static void *worker_main(void *userdata) {
-        Api *a = userdata;
-        void *pull = zmq_socket(a->zctx, ZMQ_PULL), *push = zmq_socket(a->zctx, ZMQ_PUSH);
+        WorkerArg *arg = userdata;
+        Api *a = arg->api;
+        void *in = zmq_socket(a->zctx, ZMQ_DEALER), *push = zmq_socket(a->zctx, ZMQ_PUSH);
         ApiScatter *s = worker_scatter(a);
         ApiPodSet *set = NULL;
-        int zero = 0;
+        WorkerMsg msg = { .worker = arg->index };
+        int zero = 0, n;
 
-        if (!pull || !push)
+        if (!in || !push)
                 goto out;
-        (void) zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof(zero));
+        (void) zmq_setsockopt(in, ZMQ_LINGER, &zero, sizeof(zero));
         (void) zmq_setsockopt(push, ZMQ_LINGER, &zero, sizeof(zero));
-        if (zmq_connect(pull, JOBS_ENDPOINT) < 0 || zmq_connect(push, RESULTS_ENDPOINT) < 0)
+        (void) zmq_setsockopt(in, ZMQ_ROUTING_ID, &arg->index, sizeof(arg->index));
+        if (zmq_connect(in, JOBS_ENDPOINT) < 0 || zmq_connect(push, RESULTS_ENDPOINT) < 0)
                 goto out;
         for (;;) {
-                ApiJob *job;
-                int n = zmq_recv(pull, &job, sizeof(job), 0);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;  /* ETERM: shutting down */
-                }
-                if (n != (int) sizeof(job))
-                        continue;
-                job_run(a, s, worker_pods(a, s, &set), job);
-                while ((n = zmq_send(push, &job, sizeof(job), 0)) < 0 && errno == EINTR)
+                /* Idle: hand back the finished job (or announce ourselves), then wait. */
+                while ((n = zmq_send(push, &msg, sizeof(msg), 0)) < 0 && errno == EINTR)
                         ;
                 if (n < 0)
+                        break;  /* ETERM: shutting down */
+                do
+                        n = zmq_recv(in, &msg.job, sizeof(msg.job), 0);
+                while ((n < 0 && errno == EINTR) || (n >= 0 && n != (int) sizeof(msg.job)));
+                if (n < 0)
                         break;
+                job_run(a, s, worker_pods(a, s, &set), msg.job);
         }
 out:
         api_scatter_free(s);
         api_pod_set_unref(set);
-        if (pull)
-                (void) zmq_close(pull);
+        if (in)
+                (void) zmq_close(in);
         if (push)
                 (void) zmq_close(push);
         return NULL;
@@ -665,6 +727,34 @@ out:
 
 /* ---- results (loop thread) ---- */
 
+/* Sends queued jobs to idle workers. A worker the ROUTER does not know yet (its connection
+ * still being attached) gets the job a moment later from the retry timer. */
+static void dispatch_jobs(Api *a) {
+        while (a->n_idle > 0 && a->queue_head) {
+                uint16_t w = a->idle[a->n_idle - 1];
+                ApiJob *job = a->queue_head;
+
+                if (zmq_send(a->jobs_router, &w, sizeof(w), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+                    zmq_send(a->jobs_router, &job, sizeof(job), ZMQ_DONTWAIT) < 0) {
+                        log_debug("Worker %u cannot take a job yet: %s", (unsigned) w,
+                                  zmq_strerror(zmq_errno()));
+                        (void) sd_event_source_set_time_relative(a->retry_src, 10 * 1000);
+                        (void) sd_event_source_set_enabled(a->retry_src, SD_EVENT_ONESHOT);
+                        return;
+                }
+                a->n_idle--;
+                a->queue_head = job->qnext;
+                if (!a->queue_head)
+                        a->queue_tail = NULL;
+                job->qnext = NULL;
+        }
+}
+
+static int on_dispatch_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        dispatch_jobs(userdata);
+        return 0;
+}
+
 static void on_job_result(Api *a, ApiJob *job) {
         ApiRequest *req = job->req;
         int r;
@@ -691,17 +781,21 @@ static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userda
         Api *a = userdata;
 
         for (;;) {
-                ApiJob *job;
-                int n = zmq_recv(a->results_pull, &job, sizeof(job), ZMQ_DONTWAIT);
+                WorkerMsg msg;
+                int n = zmq_recv(a->results_pull, &msg, sizeof(msg), ZMQ_DONTWAIT);
 
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
                         break;  /* EAGAIN: drained */
                 }
-                if (n == (int) sizeof(job))
-                        on_job_result(a, job);
+                if (n != (int) sizeof(msg) || msg.worker >= a->n_workers)
+                        continue;
+                if (msg.job)
+                        on_job_result(a, msg.job);
+                a->idle[a->n_idle++] = (uint16_t) msg.worker;
         }
+        dispatch_jobs(a);
         return 0;
 }
 
@@ -898,17 +992,16 @@ static int route_query(ApiRequest *req) {
         }
 
         job_link(a, job);
-        if (zmq_send(a->jobs_push, &job, sizeof(job), ZMQ_DONTWAIT) < 0) {
-                job_unlink(a, job);
-                job_free(job);
-                a->overloaded++;
-                return answer_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "overloaded",
-                                    "no query worker can take the query now");
-        }
+        if (a->queue_tail)
+                a->queue_tail->qnext = job;
+        else
+                a->queue_head = job;
+        a->queue_tail = job;
         job->req = req;
         req->job = job;
         MHD_suspend_connection(req->conn);
         req->suspended = true;
+        dispatch_jobs(a);
         return 0;
 }
 
@@ -998,6 +1091,7 @@ static int check_auth(Api *a, struct MHD_Connection *conn) {
 static int first_call(ApiRequest *req) {
         Api *a = req->api;
         ArgCollector args = {};
+        const char *clen;
         char allow[64], retry[16];
         unsigned retry_s = 1;
 
@@ -1007,6 +1101,12 @@ static int first_call(ApiRequest *req) {
         if (strlen(req->url) + args.bytes > a->max_url)
                 return answer_error(req, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
                                     "the URL exceeds %zu bytes", a->max_url);
+        clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (clen && strtoull(clen, NULL, 10) > MAX_DISCARDED_BODY)
+                return answer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                    "request bodies are not read; at most %u bytes are "
+                                    "accepted", MAX_DISCARDED_BODY);
 
         req->route = route_find(req->url, req->method, allow, sizeof(allow));
         if (!req->route) {
@@ -1068,7 +1168,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 /* No route reads a body: drop it, up to a cap. */
                 req->seen += *upload_data_size;
                 *upload_data_size = 0;
-                return req->seen > MAX_DISCARDED_BODY ? MHD_NO : MHD_YES;
+                if (req->seen <= MAX_DISCARDED_BODY || req->answered)
+                        return req->seen > 16 * MAX_DISCARDED_BODY ? MHD_NO : MHD_YES;
+                r = answer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                 "request bodies are not read; at most %u bytes are accepted",
+                                 MAX_DISCARDED_BODY);
+                return r < 0 ? MHD_NO : MHD_YES;
         }
         if (req->answered)
                 return MHD_YES;
@@ -1188,13 +1293,16 @@ static int start_threads(Api *a, size_t n_workers) {
         int r = 0;
 
         a->workers = calloc(n_workers, sizeof(*a->workers));
-        if (!a->workers)
+        a->worker_args = calloc(n_workers, sizeof(*a->worker_args));
+        a->idle = calloc(n_workers, sizeof(*a->idle));
+        if (!a->workers || !a->worker_args || !a->idle)
                 return -ENOMEM;
         /* The threads block every signal: only the loop thread takes them (signalfd). */
         (void) sigfillset(&all);
         (void) pthread_sigmask(SIG_SETMASK, &all, &old);
         for (size_t i = 0; i < n_workers; i++) {
-                r = -pthread_create(&a->workers[i], NULL, worker_main, a);
+                a->worker_args[i] = (WorkerArg) { .api = a, .index = (uint16_t) i };
+                r = -pthread_create(&a->workers[i], NULL, worker_main, &a->worker_args[i]);
                 if (r < 0)
                         break;
                 a->n_workers++;
@@ -1310,7 +1418,10 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 r = -errno;
                 goto fail;
         }
-        r = zsock(a, ZMQ_PUSH, JOBS_ENDPOINT, (int) a->max_pending + 16, &a->jobs_push);
+        r = zsock(a, ZMQ_ROUTER, JOBS_ENDPOINT, 16, &a->jobs_router);
+        if (r >= 0 && zmq_setsockopt(a->jobs_router, ZMQ_ROUTER_MANDATORY, &(int) { 1 },
+                                     sizeof(int)) < 0)
+                r = -errno;
         if (r >= 0)
                 r = zsock(a, ZMQ_PULL, RESULTS_ENDPOINT, (int) a->max_pending + 16,
                           &a->results_pull);
@@ -1325,6 +1436,11 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 goto fail;
         }
         r = sd_event_add_io(e, &a->results_src, fd, EPOLLIN, on_results, a);
+        if (r >= 0)
+                r = sd_event_add_time_relative(e, &a->retry_src, CLOCK_MONOTONIC, 10 * 1000, 0,
+                                               on_dispatch_retry, a);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(a->retry_src, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         r = start_threads(a, (size_t) cfg->workers);
@@ -1394,6 +1510,7 @@ Api *api_free(Api *a) {
                 ev_mhd_flush(a->mhd);
         a->mhd = ev_mhd_free(a->mhd);   /* frees every stream */
         a->results_src = sd_event_source_disable_unref(a->results_src);
+        a->retry_src = sd_event_source_disable_unref(a->retry_src);
         a->sigterm_src = sd_event_source_disable_unref(a->sigterm_src);
         a->sigint_src = sd_event_source_disable_unref(a->sigint_src);
 
@@ -1404,8 +1521,8 @@ Api *api_free(Api *a) {
         if (a->pinger_started)
                 (void) pthread_join(a->pinger, NULL);
         a->streams = api_stream_hub_free(a->streams);
-        if (a->jobs_push)
-                (void) zmq_close(a->jobs_push);
+        if (a->jobs_router)
+                (void) zmq_close(a->jobs_router);
         if (a->results_pull)
                 (void) zmq_close(a->results_pull);
         if (a->zctx)
@@ -1415,6 +1532,8 @@ Api *api_free(Api *a) {
                 job_free(job);
         }
         free(a->workers);
+        free(a->worker_args);
+        free(a->idle);
         api_pod_dir_free(a->dir);
         free(a->pods_spec);
         free(a->redis_address);

@@ -3,6 +3,7 @@
  * main.c - ipfixd-api: argv and configuration, then api_new(), api_run(), api_free().
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -74,6 +75,9 @@ int main(int argc, char *argv[]) {
         }
         log_set_max_level(log_level_from_string(cfg.log_level));
 
+        /* A peer closing a socket we write to (Redis, a controller) is an error return, not
+         * the end of the process. */
+        (void) signal(SIGPIPE, SIG_IGN);
         r = sd_event_default(&e);
         if (r >= 0)
                 r = api_new(&api, e, &cfg);

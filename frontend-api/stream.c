@@ -9,6 +9,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -63,6 +65,8 @@ struct ApiStream {
         size_t off, len, cap;
         uint64_t dropped_pending;       /* to announce before the next events */
         uint64_t last_write_ms;         /* CLOCK_MONOTONIC of the last text appended */
+        int hup_fd;                     /* our dup of the client socket, -1: none */
+        sd_event_source *hup_src;       /* EPOLLRDHUP on it: the client went away */
         bool suspended, closing;
 };
 
@@ -469,6 +473,10 @@ static void stream_free(void *cls) {
         ApiStreamHub *h = st->hub;
         Cmd cmd = { .type = CMD_DEL, .id = st->id };
 
+        st->hup_src = sd_event_source_disable_unref(st->hup_src);
+        if (st->hup_fd >= 0)
+                (void) close(st->hup_fd);
+
         if (st->prev)
                 st->prev->next = st->next;
         else
@@ -483,6 +491,43 @@ static void stream_free(void *cls) {
         log_debug("Stream %" PRIu64 " closed (%zu open)", st->id, h->n_streams);
         free(st->buf);
         free(st);
+}
+
+/* The client closed its end: end the stream now rather than at the next failed write. */
+static int on_client_hup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        ApiStream *st = userdata;
+
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (!st->closing) {
+                log_debug("Stream %" PRIu64 ": the client went away", st->id);
+                st->closing = true;
+                st->off = st->len = 0;
+                st->dropped_pending = 0;
+                stream_wake(st);
+        }
+        return 0;
+}
+
+/*
+ * Watches @st's client socket for the peer's close (EPOLLRDHUP), through a dup of the
+ * descriptor so that the watch never outlives the socket it watches (MHD closes its own
+ * descriptor; ours goes in stream_free()). Optional: without it, a write that fails (a
+ * keepalive at the latest) notices the client is gone.
+ */
+static void stream_watch_client(ApiStream *st) {
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (!ci)
+                return;
+        st->hup_fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3);
+        if (st->hup_fd < 0)
+                return;
+        if (sd_event_add_io(st->hub->event, &st->hup_src, st->hup_fd, EPOLLRDHUP,
+                            on_client_hup, st) < 0) {
+                (void) close(st->hup_fd);
+                st->hup_fd = -1;
+        }
 }
 
 static ApiStream *stream_find(ApiStreamHub *h, uint64_t id) {
@@ -573,7 +618,8 @@ int api_stream_open(ApiStreamHub *h, EvMhd *mhd, struct MHD_Connection *conn,
                 free(st);
                 return -ENOMEM;
         }
-        *st = (ApiStream) { .hub = h, .mhd = mhd, .conn = conn, .id = ++h->next_id };
+        *st = (ApiStream) { .hub = h, .mhd = mhd, .conn = conn, .id = ++h->next_id,
+                            .hup_fd = -1 };
         {
                 char head[64];
                 int k = snprintf(head, sizeof(head), "retry: 3000\n\nevent: hello\ndata: ");
@@ -610,6 +656,7 @@ int api_stream_open(ApiStreamHub *h, EvMhd *mhd, struct MHD_Connection *conn,
                 free(st);
                 return -ENOMEM;
         }
+        stream_watch_client(st);
         st->next = h->streams;
         if (h->streams)
                 h->streams->prev = st;
