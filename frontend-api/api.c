@@ -325,8 +325,16 @@ static void job_fail(ApiJob *job, unsigned status, const char *code, const char 
         job->status = status;
 }
 
-/* Worker side: the pods' requests for @job. Return: the number (1 or n_pods), 0 on -ENOMEM. */
-static size_t job_requests(const ApiPodSet *set, ApiJob *job, json_t **reqs) {
+/*
+ * Worker side: the pods' requests for @job. A flow query carries the pod's share of the
+ * deadline ("timeout_ms", four fifths of it: the rest is for the answers to travel and be
+ * merged), so a slow pod answers "truncated" in time instead of missing the deadline.
+ * Return: the number (1 or n_pods), 0 on -ENOMEM.
+ */
+static size_t job_requests(const ApiPodSet *set, ApiJob *job, uint64_t deadline_ms,
+                           json_t **reqs) {
+        json_int_t budget = (json_int_t) MAX(deadline_ms - deadline_ms / 5, (uint64_t) 1);
+
         char cur[64];
         uint64_t end_ms, seq;
 
@@ -334,14 +342,18 @@ static size_t job_requests(const ApiPodSet *set, ApiJob *job, json_t **reqs) {
         case ROUTE_FLOWS:
                 if (!job->has_cursor) {
                         reqs[0] = api_flows_pod_request(&job->flows, NULL, 0);
-                        return reqs[0] ? 1 : 0;
+                        if (!reqs[0] || json_object_set_new(reqs[0], "timeout_ms",
+                                                            json_integer(budget)) < 0)
+                                return 0;
+                        return 1;
                 }
                 for (size_t i = 0; i < set->n; i++) {
                         if (api_cursor_for_pod(&job->cursor, set->pods[i].name, &end_ms, &seq) < 0)
                                 return 0;
                         (void) snprintf(cur, sizeof(cur), "%" PRIu64 ":%" PRIu64, end_ms, seq);
                         reqs[i] = api_flows_pod_request(&job->flows, cur, job->flows.limit);
-                        if (!reqs[i])
+                        if (!reqs[i] || json_object_set_new(reqs[i], "timeout_ms",
+                                                            json_integer(budget)) < 0)
                                 return 0;
                 }
                 return set->n;
@@ -490,7 +502,7 @@ again:
                 job_fail(job, 503, "no_pods", "no pods are known (discovery found none yet)");
                 return;
         }
-        n_req = job_requests(set, job, reqs);
+        n_req = job_requests(set, job, a->deadline_ms, reqs);
         if (n_req == 0) {
                 job_fail(job, 500, "internal", "could not build the pods' request");
                 goto finish;

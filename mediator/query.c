@@ -201,7 +201,7 @@ static void handle_flows(Text *t, const QueryContext *ctx, json_t *req, json_t *
         FlowFilter *filter = NULL;
         FlowStoreResult res = { 0 };
         FlowStoreQuery q = { 0 };
-        uint64_t limit, t0 = now_usec();
+        uint64_t limit, timeout_ms, t0 = now_usec();
         char msg[256] = "", cursor[64];
         json_t *v;
         int r;
@@ -213,12 +213,16 @@ static void handle_flows(Text *t, const QueryContext *ctx, json_t *req, json_t *
         }
         if (get_window(req, 0, UINT64_MAX >> 1, &q.from_ms, &q.to_ms, msg, sizeof(msg)) < 0 ||
             get_uint(req, "limit", DEFAULT_FLOWS_LIMIT, ctx->limits.max_limit, &limit, msg,
+                     sizeof(msg)) < 0 ||
+            get_uint(req, "timeout_ms", ctx->limits.timeout_ms, UINT32_MAX, &timeout_ms, msg,
                      sizeof(msg)) < 0) {
                 answer_error(t, ctx, id, "flows", "bad_request", msg);
                 return;
         }
-        if (limit == 0) {
-                answer_error(t, ctx, id, "flows", "bad_request", "limit: must be at least 1");
+        if (limit == 0 || timeout_ms == 0) {
+                answer_error(t, ctx, id, "flows", "bad_request",
+                             limit == 0 ? "limit: must be at least 1"
+                                        : "timeout_ms: must be at least 1");
                 return;
         }
         v = json_object_get(req, "cursor");
@@ -247,7 +251,8 @@ static void handle_flows(Text *t, const QueryContext *ctx, json_t *req, json_t *
         q.filter = filter;
         q.limit = (size_t) MIN(limit, (uint64_t) FLOW_STORE_MAX_LIMIT);
         q.max_scan = ctx->limits.max_scan;
-        q.deadline_us = t0 + ctx->limits.timeout_ms * 1000u;
+        /* The asker's own budget (the API's deadline), within query_timeout_ms. */
+        q.deadline_us = t0 + MIN(timeout_ms, ctx->limits.timeout_ms) * 1000u;
         r = flow_store_query(ctx->store, &q, &res);
         flow_filter_free(filter);
         if (r < 0) {

@@ -118,6 +118,19 @@ static void test_errors(void **state) {
         assert_error(f, "{\"v\":1,\"op\":\"flows\",\"limit\":0}", "bad_request", "limit");
         assert_error(f, "{\"v\":1,\"op\":\"flows\",\"limit\":10001}", "bad_request", "limit");
         assert_error(f, "{\"v\":1,\"op\":\"flows\",\"limit\":-1}", "bad_request", "limit");
+        assert_error(f, "{\"v\":1,\"op\":\"flows\",\"timeout_ms\":0}", "bad_request",
+                     "timeout_ms");
+        assert_error(f, "{\"v\":1,\"op\":\"flows\",\"timeout_ms\":-5}", "bad_request",
+                     "timeout_ms");
+        assert_error(f, "{\"v\":1,\"op\":\"flows\",\"timeout_ms\":\"1s\"}", "bad_request",
+                     "timeout_ms");
+        /* the asker's budget is accepted, and clamped to query_timeout_ms when larger */
+        {
+                json_t *j = ask(f, "{\"v\":1,\"op\":\"flows\",\"timeout_ms\":99999999,\"limit\":3}");
+                assert_true(json_is_true(json_object_get(j, "ok")));
+                assert_int_equal(json_array_size(json_object_get(j, "flows")), 3);
+                json_decref(j);
+        }
         assert_error(f, "{\"v\":1,\"op\":\"flows\",\"cursor\":\"12\"}", "bad_request", "cursor");
         assert_error(f, "{\"v\":1,\"op\":\"flows\",\"from_ms\":5,\"to_ms\":5}", "bad_request",
                      "from_ms");
