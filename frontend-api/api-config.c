@@ -2,6 +2,7 @@
 /*
  * api-config.c - key table and parser for ipfixd-api. `--help-config` prints the table.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -47,6 +48,9 @@ const ConfigKey api_config_keys[] = {
         K_STR(redis_password_file, NULL, "file holding the Redis password (AUTH)"),
         K_INT(redis_db, 0, 1048576, 0, "Redis database (SELECT)"),
         K_STR(redis_prefix, "ipfixd:", "prefix of the collectors' Redis keys"),
+        K_STR(trusted_proxies, "",
+              "proxies (CIDR list) whose X-Forwarded-For names the client for the rate limit, "
+              "e.g. the Gateway's addresses"),
         K_STR(log_level, "info", "debug, info, notice, warning or error"),
 };
 const size_t api_config_n_keys = ELEMENTSOF(api_config_keys);
@@ -81,6 +85,21 @@ int api_config_validate(const ApiConfig *c, char **reterr) {
                 *reterr = config_errorf("redis_address: must not be empty (unset it instead)");
                 return -EINVAL;
         }
+        if (c->trusted_proxies) {
+                ApiCidr *cidrs = NULL;
+                size_t n = 0;
+                int r = api_parse_cidrs(c->trusted_proxies, &cidrs, &n);
+
+                free(cidrs);
+                if (r < 0) {
+                        *reterr = config_errorf("trusted_proxies: %s",
+                                                r == -E2BIG ? "more than 64 prefixes"
+                                                            : "must be a comma list of "
+                                                              "addresses or CIDR prefixes "
+                                                              "with zero host bits");
+                        return -EINVAL;
+                }
+        }
         if (c->token_file && !*c->token_file) {
                 *reterr = config_errorf("token_file: must not be empty (unset it instead)");
                 return -EINVAL;
@@ -114,6 +133,98 @@ int api_config_parse(const char *json, bool use_env, ApiConfig *ret, char **rete
                 return config_apply_env(api_config_keys, api_config_n_keys, "IPFIXD_API_", ret,
                                         reterr);
         return 0;
+}
+
+static int parse_cidr(const char *s, size_t len, ApiCidr *ret) {
+        char text[64];
+        const char *slash;
+        unsigned long plen;
+        char *end;
+
+        if (len == 0 || len >= sizeof(text))
+                return -EINVAL;
+        memcpy(text, s, len);
+        text[len] = 0;
+        slash = strchr(text, '/');
+        if (slash)
+                text[slash - text] = 0;
+        *ret = (ApiCidr) {};
+        if (inet_pton(AF_INET, text, ret->addr) == 1)
+                ret->family = 4;
+        else if (inet_pton(AF_INET6, text, ret->addr) == 1)
+                ret->family = 6;
+        else
+                return -EINVAL;
+        ret->plen = ret->family == 4 ? 32 : 128;
+        if (slash) {
+                if (!slash[1] || slash[1] < '0' || slash[1] > '9')
+                        return -EINVAL;
+                errno = 0;
+                plen = strtoul(slash + 1, &end, 10);
+                if (errno || *end || plen > ret->plen)
+                        return -EINVAL;
+                ret->plen = (uint8_t) plen;
+        }
+        for (unsigned b = ret->plen; b < (ret->family == 4 ? 32u : 128u); b++)
+                if (ret->addr[b / 8] & (0x80u >> (b % 8)))
+                        return -EINVAL;         /* host bits set */
+        return 0;
+}
+
+int api_parse_cidrs(const char *s, ApiCidr **ret, size_t *ret_n) {
+        ApiCidr *cidrs = NULL;
+        size_t n = 0;
+
+        *ret = NULL;
+        *ret_n = 0;
+        while (s && *s) {
+                size_t len;
+
+                s += strspn(s, " \t");
+                len = strcspn(s, ",");
+                while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+                        len--;
+                if (n == API_MAX_TRUSTED_PROXIES) {
+                        free(cidrs);
+                        return -E2BIG;
+                }
+                if (!cidrs) {
+                        cidrs = calloc(API_MAX_TRUSTED_PROXIES, sizeof(*cidrs));
+                        if (!cidrs)
+                                return -ENOMEM;
+                }
+                if (parse_cidr(s, len, &cidrs[n]) < 0) {
+                        free(cidrs);
+                        return -EINVAL;
+                }
+                n++;
+                s += strcspn(s, ",");
+                if (*s == ',') {
+                        s++;
+                        if (!*s) {
+                                free(cidrs);
+                                return -EINVAL;         /* a trailing comma */
+                        }
+                }
+        }
+        *ret = cidrs;
+        *ret_n = n;
+        return 0;
+}
+
+bool api_cidrs_match(const ApiCidr *cidrs, size_t n, const uint8_t addr[static 16],
+                     uint8_t family) {
+        for (size_t i = 0; i < n; i++) {
+                const ApiCidr *c = &cidrs[i];
+                unsigned full = c->plen / 8, rest = c->plen % 8;
+
+                if (c->family != family || memcmp(c->addr, addr, full) != 0)
+                        continue;
+                if (rest && ((c->addr[full] ^ addr[full]) & (0xffu << (8 - rest)) & 0xffu))
+                        continue;
+                return true;
+        }
+        return false;
 }
 
 int api_read_token(const char *path, char **ret) {

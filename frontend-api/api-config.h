@@ -30,8 +30,30 @@ typedef struct ApiConfig {
         char *redis_password_file;
         int64_t redis_db;
         char *redis_prefix;
+        char *trusted_proxies;          /* CIDR list whose X-Forwarded-For is believed */
         char *log_level;
 } ApiConfig;
+
+/* One address prefix; IPv4 in the first 4 bytes of @addr. */
+typedef struct ApiCidr {
+        uint8_t addr[16];
+        uint8_t family;                 /* 4 or 6 */
+        uint8_t plen;
+} ApiCidr;
+
+#define API_MAX_TRUSTED_PROXIES 64u
+
+/**
+ * api_parse_cidrs() - "10.0.0.0/8, fd00::/8, 192.0.2.7" (a bare address is a host prefix;
+ * host bits must be zero). "" is an empty list.
+ * Return: 0 (@ret malloc'ed, NULL when empty), -EINVAL, -E2BIG (more than
+ * API_MAX_TRUSTED_PROXIES), -ENOMEM.
+ */
+int api_parse_cidrs(const char *s, ApiCidr **ret, size_t *ret_n);
+
+/* Whether @addr (family 4 or 6, IPv4 in the first 4 bytes) is inside one of @cidrs. */
+bool api_cidrs_match(const ApiCidr *cidrs, size_t n, const uint8_t addr[static 16],
+                     uint8_t family);
 
 extern const ConfigKey api_config_keys[];
 extern const size_t api_config_n_keys;

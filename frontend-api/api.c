@@ -16,6 +16,7 @@
  * Shutdown: zmq_ctx_shutdown() wakes every thread with ETERM; after joining them the loop
  * thread frees the jobs nobody answered.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -156,6 +157,8 @@ struct Api {
         size_t max_pending, max_url;
         double rps, burst;
         RateSlot *rate;                 /* NULL: no rate limit */
+        ApiCidr *trusted;               /* proxies whose X-Forwarded-For is believed */
+        size_t n_trusted;
 
         void *zctx;
         void *jobs_router, *results_pull;
@@ -813,11 +816,48 @@ static int on_results(sd_event_source *s, int fd, uint32_t revents, void *userda
 
 /* ---- rate limiting (loop thread) ---- */
 
-static void client_address(struct MHD_Connection *conn, uint8_t addr[static 16],
+/* IPv4-mapped IPv6 (a dual-stack listener's IPv4 peers) becomes plain IPv4. */
+static void unmap_v4(uint8_t addr[static 16], uint8_t *family) {
+        static const uint8_t prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+        if (*family == 6 && memcmp(addr, prefix, 12) == 0) {
+                memmove(addr, addr + 12, 4);
+                memset(addr + 4, 0, 12);
+                *family = 4;
+        }
+}
+
+static bool parse_addr(const char *s, size_t len, uint8_t addr[static 16], uint8_t *family) {
+        char text[INET6_ADDRSTRLEN];
+
+        if (len == 0 || len >= sizeof(text))
+                return false;
+        memcpy(text, s, len);
+        text[len] = 0;
+        memset(addr, 0, 16);
+        if (inet_pton(AF_INET, text, addr) == 1)
+                *family = 4;
+        else if (inet_pton(AF_INET6, text, addr) == 1)
+                *family = 6;
+        else
+                return false;
+        unmap_v4(addr, family);
+        return true;
+}
+
+/*
+ * The client's address for the rate limit: the connection's peer, or, when that peer is a
+ * trusted proxy, the right-most address of X-Forwarded-For that is not itself a trusted
+ * proxy (the left-most when all are; the peer when the header is absent or malformed at
+ * that point). Entries left of the first untrusted one are the client's own claims and are
+ * never believed.
+ */
+static void client_address(const Api *a, struct MHD_Connection *conn, uint8_t addr[static 16],
                            uint8_t *ret_family) {
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        const char *xff, *end;
 
         memset(addr, 0, 16);
         *ret_family = 1;        /* unknown peers share one bucket */
@@ -827,6 +867,33 @@ static void client_address(struct MHD_Connection *conn, uint8_t addr[static 16],
         } else if (sa && sa->sa_family == AF_INET6) {
                 memcpy(addr, &((const struct sockaddr_in6 *) sa)->sin6_addr, 16);
                 *ret_family = 6;
+                unmap_v4(addr, ret_family);
+        }
+        if (a->n_trusted == 0 || *ret_family == 1 ||
+            !api_cidrs_match(a->trusted, a->n_trusted, addr, *ret_family))
+                return;
+        xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+        if (!xff)
+                return;
+        /* Right to left over the comma list. */
+        end = xff + strlen(xff);
+        while (end > xff) {
+                const char *start = end, *s, *e;
+                uint8_t cand[16], fam;
+
+                while (start > xff && start[-1] != ',')
+                        start--;
+                for (s = start; s < end && (*s == ' ' || *s == '\t'); s++)
+                        ;
+                for (e = end; e > s && (e[-1] == ' ' || e[-1] == '\t'); e--)
+                        ;
+                if (!parse_addr(s, (size_t) (e - s), cand, &fam))
+                        return;                 /* keep the last believable one */
+                memcpy(addr, cand, 16);
+                *ret_family = fam;
+                if (!api_cidrs_match(a->trusted, a->n_trusted, cand, fam))
+                        return;                 /* the client */
+                end = start > xff ? start - 1 : xff;
         }
 }
 
@@ -838,7 +905,7 @@ static bool rate_take(Api *a, struct MHD_Connection *conn, unsigned *ret_retry_s
 
         if (!a->rate)
                 return true;
-        client_address(conn, addr, &family);
+        client_address(a, conn, addr, &family);
         h = (h ^ family) * 1099511628211ull;
         for (size_t i = 0; i < 16; i++)
                 h = (h ^ addr[i]) * 1099511628211ull;
@@ -1409,6 +1476,11 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                         a->redis.password = a->redis_password;
                 }
         }
+        if (cfg->trusted_proxies) {
+                r = api_parse_cidrs(cfg->trusted_proxies, &a->trusted, &a->n_trusted);
+                if (r < 0)
+                        goto fail;
+        }
         if (cfg->rate_limit_rps > 0) {
                 a->rate = calloc(RATE_SLOTS, sizeof(*a->rate));
                 if (!a->rate) {
@@ -1555,6 +1627,7 @@ Api *api_free(Api *a) {
                 free(a->redis_password);
         }
         free(a->rate);
+        free(a->trusted);
         if (a->token) {
                 explicit_bzero(a->token, a->token_len);
                 free(a->token);

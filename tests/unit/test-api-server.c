@@ -217,11 +217,13 @@ static void reply_done(Reply *r) {
         *r = (Reply) {};
 }
 
-static Reply http(const Server *srv, const char *method, const char *path, const char *token) {
+/* @header: one raw request header line, or NULL. */
+static Reply http_header(const Server *srv, const char *method, const char *path,
+                         const char *header) {
         Reply r = {};
         CURL *c = curl_easy_init();
         struct curl_slist *hdrs = NULL;
-        char url[8192], auth[256];
+        char url[8192];
         CURLcode cc;
 
         assert_non_null(c);
@@ -233,9 +235,8 @@ static Reply http(const Server *srv, const char *method, const char *path, const
         (void) curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
         (void) curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         (void) curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-        if (token) {
-                (void) snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-                hdrs = curl_slist_append(hdrs, auth);
+        if (header) {
+                hdrs = curl_slist_append(hdrs, header);
                 (void) curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
         }
         cc = curl_easy_perform(c);
@@ -247,6 +248,15 @@ static Reply http(const Server *srv, const char *method, const char *path, const
         if (r.body)
                 r.json = json_loads(r.body, 0, NULL);
         return r;
+}
+
+static Reply http(const Server *srv, const char *method, const char *path, const char *token) {
+        char auth[256];
+
+        if (!token)
+                return http_header(srv, method, path, NULL);
+        (void) snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        return http_header(srv, method, path, auth);
 }
 
 static Reply get(const char *path) {
@@ -565,6 +575,68 @@ static void test_rate_limit(void **state) {
         server_stop(&srv);
 }
 
+/* Behind a trusted proxy, X-Forwarded-For names the client the rate limit counts. */
+static void test_trusted_proxies(void **state) {
+        static const char *const cidr_ok[] = { "", "127.0.0.0/8", "10.0.0.0/8, fd00::/8",
+                                               "192.0.2.7", "::1/128,0.0.0.0/0" };
+        static const char *const cidr_bad[] = { "10.0.0.1/8", "10.0.0.0/33", "x", "10.0.0.0/",
+                                                "10.0.0.0/8,", "fd00::1/8", ",10.0.0.0/8" };
+        Server srv = {};
+        Reply r;
+        ApiCidr *c = NULL;
+        size_t n = 0;
+        uint8_t a[16] = { 10, 1, 2, 3 };
+
+        for (size_t i = 0; i < ELEMENTSOF(cidr_ok); i++) {
+                if (api_parse_cidrs(cidr_ok[i], &c, &n) < 0)
+                        fail_msg("'%s' refused", cidr_ok[i]);
+                free(c);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(cidr_bad); i++) {
+                c = NULL;
+                if (api_parse_cidrs(cidr_bad[i], &c, &n) != -EINVAL)
+                        fail_msg("'%s' accepted", cidr_bad[i]);
+                assert_null(c);
+        }
+        assert_int_equal(api_parse_cidrs("10.0.0.0/15, 2001:db8::/32", &c, &n), 0);
+        assert_int_equal(n, 2);
+        assert_true(api_cidrs_match(c, n, a, 4));
+        a[1] = 2;
+        assert_false(api_cidrs_match(c, n, a, 4));
+        assert_false(api_cidrs_match(c, n, a, 6));
+        free(c);
+
+        server_start(&srv, (const char *const[]) { "rate_limit_rps=1", "rate_limit_burst=1",
+                                                   "trusted_proxies=127.0.0.0/8,10.9.0.0/16" },
+                     3);
+        /* two clients behind the proxy: one token each */
+        r = http_header(&srv, "GET", "/api/v1/flows?src=bad", "X-Forwarded-For: 192.0.2.1");
+        assert_error(&r, 400, "bad_parameter");
+        reply_done(&r);
+        r = http_header(&srv, "GET", "/api/v1/flows?src=bad", "X-Forwarded-For: 192.0.2.2");
+        assert_error(&r, 400, "bad_parameter");
+        reply_done(&r);
+        /* the same client again, through a second trusted hop: limited */
+        r = http_header(&srv, "GET", "/api/v1/flows?src=bad",
+                        "X-Forwarded-For: 192.0.2.1, 10.9.3.4");
+        assert_error(&r, 429, "rate_limited");
+        reply_done(&r);
+        /* a forged left-most entry does not help: the right-most untrusted one counts */
+        r = http_header(&srv, "GET", "/api/v1/flows?src=bad",
+                        "X-Forwarded-For: 198.51.100.9, 192.0.2.2");
+        assert_error(&r, 429, "rate_limited");
+        reply_done(&r);
+        /* no header: the proxy itself is the client (its first request) */
+        r = http(&srv, "GET", "/api/v1/flows?src=bad", NULL);
+        assert_error(&r, 400, "bad_parameter");
+        reply_done(&r);
+        /* garbage in the header: the last believable address (the proxy) counts */
+        r = http_header(&srv, "GET", "/api/v1/flows?src=bad", "X-Forwarded-For: not-an-ip");
+        assert_error(&r, 429, "rate_limited");
+        reply_done(&r);
+        server_stop(&srv);
+}
+
 static void test_token(void **state) {
         char path[] = "/tmp/test-api-token-XXXXXX", set[64];
         int fd = mkstemp(path);
@@ -610,6 +682,7 @@ int main(void) {
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_route_walk),
                 cmocka_unit_test(test_rate_limit),
+                cmocka_unit_test(test_trusted_proxies),
                 cmocka_unit_test(test_token),
         };
 
