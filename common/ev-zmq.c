@@ -205,3 +205,21 @@ size_t ev_zmq_sender_drain(EvZmqSender *s, int timeout_ms) {
         }
         return left;
 }
+
+int ev_zmq_bind(void *zctx, int type, const char *endpoint, int hwm, void **ret) {
+        void *s = zmq_socket(zctx, type);
+        int zero = 0;
+
+        if (!s)
+                return -zmq_errno();
+        if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
+            zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
+            zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 || zmq_bind(s, endpoint) < 0) {
+                int r = -zmq_errno();
+
+                (void) zmq_close(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}

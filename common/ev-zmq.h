@@ -19,6 +19,13 @@
 typedef struct EvZmqSender EvZmqSender;
 
 /**
+ * ev_zmq_bind() - a socket of @type in @zctx with ZMQ_LINGER 0 and both high-water marks
+ * at @hwm (0: none), bound to @endpoint (inproc links between a loop and its threads).
+ * Return: 0 (@ret set), -errno from ZeroMQ.
+ */
+int ev_zmq_bind(void *zctx, int type, const char *endpoint, int hwm, void **ret);
+
+/**
  * ev_zmq_sender_new() - creates a PUSH socket in @zctx, connects it to @endpoint.
  * @hwm:         ZMQ_SNDHWM in messages
  * @max_pending: messages queued beyond the HWM before ev_zmq_sender_send() refuses

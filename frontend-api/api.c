@@ -39,6 +39,7 @@
 #include "api-params.h"
 #include "api.h"
 #include "ev-mhd.h"
+#include "ev-zmq.h"
 #include "log.h"
 #include "macro.h"
 #include "merge.h"
@@ -1394,23 +1395,6 @@ static int start_threads(Api *a, size_t n_workers) {
         return r;
 }
 
-static int zsock(Api *a, int type, const char *endpoint, int hwm, void **ret) {
-        void *s = zmq_socket(a->zctx, type);
-        int zero = 0;
-
-        if (!s)
-                return -errno;
-        if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
-            zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
-            zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 || zmq_bind(s, endpoint) < 0) {
-                int r = -errno;
-                (void) zmq_close(s);
-                return r;
-        }
-        *ret = s;
-        return 0;
-}
-
 int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
         Api *a;
         EvMhdConfig mcfg;
@@ -1502,15 +1486,15 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 r = -errno;
                 goto fail;
         }
-        r = zsock(a, ZMQ_ROUTER, JOBS_ENDPOINT, 16, &a->jobs_router);
+        r = ev_zmq_bind(a->zctx, ZMQ_ROUTER, JOBS_ENDPOINT, 16, &a->jobs_router);
         if (r >= 0 && zmq_setsockopt(a->jobs_router, ZMQ_ROUTER_MANDATORY, &(int) { 1 },
                                      sizeof(int)) < 0)
                 r = -errno;
         if (r >= 0)
-                r = zsock(a, ZMQ_PULL, RESULTS_ENDPOINT, (int) a->max_pending + 16,
+                r = ev_zmq_bind(a->zctx, ZMQ_PULL, RESULTS_ENDPOINT, (int) a->max_pending + 16,
                           &a->results_pull);
         if (r >= 0)
-                r = zsock(a, ZMQ_PUSH, PINGER_ENDPOINT, 1, &pinger_ctl);
+                r = ev_zmq_bind(a->zctx, ZMQ_PUSH, PINGER_ENDPOINT, 1, &pinger_ctl);
         if (r < 0)
                 goto fail;
         /* The pinger's control socket only exists to be polled; closing it is harmless. */

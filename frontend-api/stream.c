@@ -22,6 +22,7 @@
 
 #include <zmq.h>
 
+#include "ev-zmq.h"
 #include "flow-filter.h"
 #include "flow.h"
 #include "log.h"
@@ -716,23 +717,6 @@ void api_stream_render_metrics(ApiStreamHub *h, MetricsBuf *b) {
         metrics_sample(b, "ipfixd_api_stream_feed_bad_total", NULL, atomic_load(&h->feed_bad));
 }
 
-static int zbind(void *zctx, int type, const char *endpoint, int hwm, void **ret) {
-        void *s = zmq_socket(zctx, type);
-        int zero = 0;
-
-        if (!s)
-                return -zmq_errno();
-        if (zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) < 0 ||
-            zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
-            zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm)) < 0 || zmq_bind(s, endpoint) < 0) {
-                int r = -zmq_errno();
-                (void) zmq_close(s);
-                return r;
-        }
-        *ret = s;
-        return 0;
-}
-
 int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *dir,
                        const ApiStreamConfig *cfg) {
         ApiStreamHub *h;
@@ -755,9 +739,9 @@ int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *d
                 goto fail;
         }
         h->cfg.pipeline = h->pipeline;
-        r = zbind(zctx, ZMQ_PUSH, CMD_ENDPOINT, 0, &h->cmd_push);
+        r = ev_zmq_bind(zctx, ZMQ_PUSH, CMD_ENDPOINT, 0, &h->cmd_push);
         if (r >= 0)
-                r = zbind(zctx, ZMQ_PULL, EVENTS_ENDPOINT, API_STREAM_QUEUE, &h->events_pull);
+                r = ev_zmq_bind(zctx, ZMQ_PULL, EVENTS_ENDPOINT, API_STREAM_QUEUE, &h->events_pull);
         if (r < 0)
                 goto fail;
         fdlen = sizeof(fd);
