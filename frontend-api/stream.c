@@ -66,6 +66,7 @@ struct ApiStream {
         size_t off, len, cap;
         uint64_t dropped_pending;       /* to announce before the next events */
         uint64_t last_write_ms;         /* CLOCK_MONOTONIC of the last text appended */
+        bool mid_event;                 /* the last block sent ended inside an event */
         int hup_fd;                     /* our dup of the client socket, -1: none */
         sd_event_source *hup_src;       /* EPOLLRDHUP on it: the client went away */
         bool suspended, closing;
@@ -441,7 +442,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
         ApiStream *st = cls;
         size_t n = 0, avail;
 
-        if (st->dropped_pending > 0) {
+        /* The loss note goes between events only, never into one half sent. */
+        if (st->dropped_pending > 0 && !st->mid_event) {
                 char note[96];
                 int k = snprintf(note, sizeof(note), "event: dropped\ndata: {\"dropped\":%" PRIu64
                                  "}\n\n", st->dropped_pending);
@@ -453,10 +455,26 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
                 }
         }
         avail = MIN(st->len - st->off, max - n);
-        if (avail > 0)
+        if (avail > 0 && avail < st->len - st->off) {
+                /* Only part fits: end this block at the last whole event when one fits. */
+                size_t cut = avail;
+
+                while (cut >= 2 && !(st->buf[st->off + cut - 1] == '\n' &&
+                                     st->buf[st->off + cut - 2] == '\n'))
+                        cut--;
+                if (cut >= 2)
+                        avail = cut;
+        }
+        if (avail > 0) {
+                const char *end = st->buf + st->off + avail;
+
                 memcpy(out + n, st->buf + st->off, avail);
-        st->off += avail;
-        n += avail;
+                st->off += avail;
+                n += avail;
+                /* The buffer holds whole events: its end, or a "\n\n", is a boundary. */
+                st->mid_event = st->off < st->len && !(end[-1] == '\n' && avail >= 2 &&
+                                                       end[-2] == '\n');
+        }
         if (st->off == st->len)
                 st->off = st->len = 0;
         if (n > 0)
