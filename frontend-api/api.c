@@ -1122,7 +1122,7 @@ static int route_stream(ApiRequest *req) {
         if (r < 0)
                 return r;
         return answer(req, MHD_HTTP_OK, resp, "text/event-stream",
-                      MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+                      "X-Accel-Buffering", "no");   /* proxies: do not buffer a stream */
 }
 
 static const ApiRoute routes[] = {

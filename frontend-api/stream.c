@@ -36,6 +36,9 @@
 #define FEED_BURST 64u                  /* messages read from one feed per wake-up */
 #define EVENT_PREFIX "event: flow\ndata: "
 #define FLOW_JSON_MAX 1024u
+#define HOLD_RETRY_MS 1u                /* a held events message is looked at again */
+#define HOLD_CHECK_MS 20u               /* a client that took nothing this long is slow */
+#define HOLD_MAX_MS 200u                /* nor does one message wait longer than this */
 
 typedef enum CmdType {
         CMD_ADD = 1,
@@ -67,6 +70,8 @@ struct ApiStream {
         uint64_t dropped_pending;       /* to announce before the next events */
         uint64_t last_write_ms;         /* CLOCK_MONOTONIC of the last text appended */
         bool mid_event;                 /* the last block sent ended inside an event */
+        bool slow;                      /* made no progress while events waited: drop */
+        uint64_t sent_bytes;            /* handed to MHD so far */
         int hup_fd;                     /* our dup of the client socket, -1: none */
         sd_event_source *hup_src;       /* EPOLLRDHUP on it: the client went away */
         bool suspended, closing;
@@ -79,7 +84,10 @@ struct ApiStreamHub {
         char *pipeline;
         void *zctx;
         void *cmd_push, *events_pull;
-        sd_event_source *events_src, *keepalive_src;
+        sd_event_source *events_src, *keepalive_src, *retry_src;
+        zmq_msg_t held;                 /* an events message waiting for room in its stream */
+        bool has_held;
+        uint64_t held_since_ms, held_check_ms, held_mark;
         ApiStream *streams;
         size_t n_streams;
         uint64_t next_id;
@@ -356,6 +364,14 @@ static void *feed_main(void *userdata) {
         if (zmq_connect(f.cmd_pull, CMD_ENDPOINT) < 0 ||
             zmq_connect(f.events_push, EVENTS_ENDPOINT) < 0)
                 goto out;
+        /* Connected: api_stream_hub_new() waits for this before any stream can open (a
+         * command sent before the connection would find no reader). */
+        {
+                EventsHeader ready = {};
+
+                if (zmq_send(f.events_push, &ready, sizeof(ready), 0) < 0)
+                        goto out;
+        }
         for (;;) {
                 size_t n;
 
@@ -475,8 +491,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
                 st->mid_event = st->off < st->len && !(end[-1] == '\n' && avail >= 2 &&
                                                        end[-2] == '\n');
         }
-        if (st->off == st->len)
+        st->sent_bytes += n;
+        if (st->off == st->len) {
                 st->off = st->len = 0;
+                st->slow = false;       /* caught up */
+        }
         if (n > 0)
                 return (ssize_t) n;
         if (st->closing)
@@ -556,34 +575,89 @@ static ApiStream *stream_find(ApiStreamHub *h, uint64_t id) {
         return NULL;
 }
 
-static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        ApiStreamHub *h = userdata;
-        zmq_msg_t msg;
+/*
+ * Delivers one events message to its stream. When it does not fit the stream's buffer, the
+ * message is held (and reading stops, so later messages keep their order) while the client
+ * is taking data: a burst larger than the buffer is not lost by a client that keeps up.
+ * A client that took nothing for HOLD_CHECK_MS, or that still has no room after
+ * HOLD_MAX_MS, is slow: this message and, until it catches up, the next ones that do not
+ * fit are dropped for it (counted and announced), and the others go on.
+ * Return: 0 consumed (delivered or dropped), -EAGAIN held.
+ */
+static int deliver(ApiStreamHub *h, const char *data, size_t len, bool first) {
+        uint64_t now = now_mono_ms();
+        EventsHeader hdr;
+        ApiStream *st;
 
-        zmq_msg_init(&msg);
-        while (zmq_msg_recv(&msg, h->events_pull, ZMQ_DONTWAIT) >= 0) {
-                size_t len = zmq_msg_size(&msg);
-                const char *data = zmq_msg_data(&msg);
-                EventsHeader hdr;
-                ApiStream *st;
-
-                if (len < sizeof(hdr))
-                        continue;
-                memcpy(&hdr, data, sizeof(hdr));
-                st = stream_find(h, hdr.id);
-                if (!st || st->closing)
-                        continue;       /* it went away meanwhile */
+        if (len < sizeof(hdr))
+                return 0;
+        memcpy(&hdr, data, sizeof(hdr));
+        st = stream_find(h, hdr.id);
+        if (!st || st->closing)
+                return 0;       /* it went away meanwhile */
+        if (first) {
                 st->dropped_pending += hdr.dropped;
                 h->dropped_feed += hdr.dropped;
-                if (len > sizeof(hdr) && !stream_append(st, data + sizeof(hdr), len - sizeof(hdr))) {
-                        st->dropped_pending += hdr.events;
-                        h->dropped_slow += hdr.events;
-                } else
-                        h->events_sent += hdr.events;
-                if (st->dropped_pending > 0 || st->len > st->off)
-                        stream_wake(st);
         }
-        zmq_msg_close(&msg);
+        if (len == sizeof(hdr) || stream_append(st, data + sizeof(hdr), len - sizeof(hdr))) {
+                h->events_sent += hdr.events;
+                stream_wake(st);
+                return 0;
+        }
+        if (!st->slow) {
+                if (first) {
+                        h->held_since_ms = h->held_check_ms = now;
+                        h->held_mark = st->sent_bytes;
+                        stream_wake(st);
+                        return -EAGAIN;
+                }
+                if (now - h->held_since_ms < HOLD_MAX_MS &&
+                    (now - h->held_check_ms < HOLD_CHECK_MS || st->sent_bytes != h->held_mark)) {
+                        if (now - h->held_check_ms >= HOLD_CHECK_MS) {
+                                h->held_check_ms = now;
+                                h->held_mark = st->sent_bytes;
+                        }
+                        stream_wake(st);
+                        return -EAGAIN;
+                }
+                st->slow = true;
+        }
+        st->dropped_pending += hdr.events;
+        h->dropped_slow += hdr.events;
+        stream_wake(st);
+        return 0;
+}
+
+static void events_pump(ApiStreamHub *h) {
+        for (;;) {
+                bool first = !h->has_held;
+
+                if (first) {
+                        if (zmq_msg_recv(&h->held, h->events_pull, ZMQ_DONTWAIT) < 0)
+                                return;
+                        h->has_held = true;
+                }
+                if (deliver(h, zmq_msg_data(&h->held), zmq_msg_size(&h->held), first) < 0) {
+                        /* Let MHD write; look again shortly (ZMQ_FD will not fire for
+                         * messages already queued). */
+                        (void) sd_event_source_set_time_relative(h->retry_src,
+                                                                 HOLD_RETRY_MS * 1000u);
+                        (void) sd_event_source_set_enabled(h->retry_src, SD_EVENT_ONESHOT);
+                        return;
+                }
+                zmq_msg_close(&h->held);
+                zmq_msg_init(&h->held);
+                h->has_held = false;
+        }
+}
+
+static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        events_pump(userdata);
+        return 0;
+}
+
+static int on_events_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        events_pump(userdata);
         return 0;
 }
 
@@ -746,6 +820,7 @@ int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *d
         h = calloc(1, sizeof(*h));
         if (!h)
                 return -ENOMEM;
+        zmq_msg_init(&h->held);
         h->event = sd_event_ref(e);
         h->zctx = zctx;
         h->dir = dir;
@@ -769,6 +844,11 @@ int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *d
         }
         r = sd_event_add_io(e, &h->events_src, fd, EPOLLIN, on_events, h);
         if (r >= 0)
+                r = sd_event_add_time_relative(e, &h->retry_src, CLOCK_MONOTONIC,
+                                               HOLD_RETRY_MS * 1000u, 0, on_events_retry, h);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(h->retry_src, SD_EVENT_OFF);
+        if (r >= 0)
                 r = sd_event_add_time_relative(e, &h->keepalive_src, CLOCK_MONOTONIC,
                                                h->cfg.keepalive_ms * 1000u / 2, 0, on_keepalive,
                                                h);
@@ -781,6 +861,22 @@ int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *d
         if (r < 0)
                 goto fail;
         h->thread_started = true;
+        /* Wait (at start-up, before serving) until the feed thread is connected. */
+        {
+                EventsHeader ready;
+                int timeout = 5000;
+
+                (void) zmq_setsockopt(h->events_pull, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+                if (zmq_recv(h->events_pull, &ready, sizeof(ready), 0) != (int) sizeof(ready) ||
+                    ready.id != 0) {
+                        r = -ETIMEDOUT;
+                        log_error("The stream feed thread did not start");
+                        (void) zmq_ctx_shutdown(zctx);  /* so that it can be joined */
+                        goto fail;
+                }
+                /* Read on to EAGAIN: ZMQ_FD signals only after a read found nothing. */
+                events_pump(h);
+        }
         *ret = h;
         return 0;
 fail:
@@ -798,6 +894,8 @@ ApiStreamHub *api_stream_hub_free(ApiStreamHub *h) {
                 (void) pthread_join(h->thread, NULL);
         h->events_src = sd_event_source_disable_unref(h->events_src);
         h->keepalive_src = sd_event_source_disable_unref(h->keepalive_src);
+        h->retry_src = sd_event_source_disable_unref(h->retry_src);
+        zmq_msg_close(&h->held);
         if (h->cmd_push)
                 (void) zmq_close(h->cmd_push);
         if (h->events_pull)
