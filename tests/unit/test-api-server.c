@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 #include <zmq.h>
 
+#include "api-test-server.h"
 #include "api.h"
 #include "log.h"
 #include "macro.h"
@@ -43,13 +44,7 @@ typedef struct Pod {
         char endpoint[64];
 } Pod;
 
-typedef struct Server {
-        pthread_t thread;
-        int stop[2];            /* write end closes the loop */
-        int ready[2];           /* the server writes its port (or 0) */
-        ApiConfig cfg;
-        unsigned port;
-} Server;
+typedef TestApiServer Server;
 
 static struct {
         void *zctx;
@@ -119,32 +114,9 @@ static void start_service(Pod *p, const char *name) {
         assert_int_equal(r, 0);
 }
 
-/* ---- the server in a thread ---- */
-
-static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
-static void *server_main(void *userdata) {
-        Server *srv = userdata;
-        sd_event *e = NULL;
-        Api *api = NULL;
-        unsigned port = 0;
-
-        if (sd_event_new(&e) >= 0 && api_new(&api, e, &srv->cfg) >= 0 &&
-            sd_event_add_io(e, NULL, srv->stop[0], EPOLLIN | EPOLLHUP, on_stop, NULL) >= 0)
-                port = api_port(api);
-        if (write(srv->ready[1], &port, sizeof(port)) != sizeof(port))
-                port = 0;
-        if (port)
-                (void) sd_event_loop(e);
-        api_free(api);
-        sd_event_unref(e);
-        return NULL;
-}
+/* ---- the server in a thread (api-test-server.h) ---- */
 
 static void server_start(Server *srv, const char *const *sets, size_t n_sets) {
-        char *err = NULL;
         char *all[16];
         size_t n = 0;
         char pods[300];
@@ -154,68 +126,18 @@ static void server_start(Server *srv, const char *const *sets, size_t n_sets) {
         all[n++] = pods;
         all[n++] = (char *) "deadline_ms=1500";
         all[n++] = (char *) "workers=2";
+        assert_true(n + n_sets <= ELEMENTSOF(all));
         for (size_t i = 0; i < n_sets; i++)
                 all[n++] = (char *) sets[i];
-        assert_int_equal(api_config_parse(NULL, false, &srv->cfg, &err), 0);
-        if (config_apply_assignments(api_config_keys, api_config_n_keys, all, n, &srv->cfg,
-                                     &err) < 0 || api_config_validate(&srv->cfg, &err) < 0)
-                fail_msg("config: %s", err);
-        assert_int_equal(pipe(srv->stop), 0);
-        assert_int_equal(pipe(srv->ready), 0);
-        assert_int_equal(pthread_create(&srv->thread, NULL, server_main, srv), 0);
-        assert_int_equal(read(srv->ready[0], &srv->port, sizeof(srv->port)),
-                         (ssize_t) sizeof(srv->port));
-        assert_true(srv->port > 0);
+        test_api_server_start(srv, all, n);
 }
 
 static void server_stop(Server *srv) {
-        close(srv->stop[1]);
-        assert_int_equal(pthread_join(srv->thread, NULL), 0);
-        close(srv->stop[0]);
-        close(srv->ready[0]);
-        close(srv->ready[1]);
-        api_config_done(&srv->cfg);
+        test_api_server_stop(srv);
 }
 
 /* ---- HTTP client ---- */
 
-typedef struct Reply {
-        long status;
-        char *body;
-        size_t len;
-        char headers[4096];
-        size_t hlen;
-        json_t *json;
-} Reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
-        Reply *r = userdata;
-        char *b = realloc(r->body, r->len + size * n + 1);
-
-        if (!b)
-                return 0;
-        memcpy(b + r->len, p, size * n);
-        r->len += size * n;
-        b[r->len] = '\0';
-        r->body = b;
-        return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
-        Reply *r = userdata;
-        size_t k = MIN(size * n, sizeof(r->headers) - 1 - r->hlen);
-
-        memcpy(r->headers + r->hlen, p, k);
-        r->hlen += k;
-        r->headers[r->hlen] = '\0';
-        return size * n;
-}
-
-static void reply_done(Reply *r) {
-        free(r->body);
-        json_decref(r->json);
-        *r = (Reply) {};
-}
 
 /* @header: one raw request header line, or NULL. */
 static Reply http_header(const Server *srv, const char *method, const char *path,
@@ -230,9 +152,9 @@ static Reply http_header(const Server *srv, const char *method, const char *path
         (void) snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", srv->port, path);
         (void) curl_easy_setopt(c, CURLOPT_URL, url);
         (void) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        (void) curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reply_on_body);
         (void) curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-        (void) curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        (void) curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reply_on_header);
         (void) curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         (void) curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
         if (header) {

@@ -50,6 +50,7 @@
 #include <systemd/sd-event.h>
 #include <zmq.h>
 
+#include "api-test-server.h"
 #include "api.h"
 #include "flow.h"
 #include "log.h"
@@ -66,14 +67,7 @@
 #define FILTER_DNS "proto=udp&dst_port=53"
 #define FILTER_DNS_EXPR "dst_port == 53 and proto == 17"
 
-typedef struct Server {
-        pthread_t thread;
-        int stop[2];            /* closing the write end ends the loop */
-        int ready[2];           /* the server writes its port (or 0) */
-        ApiConfig cfg;
-        unsigned port;
-        bool running;
-} Server;
+typedef TestApiServer Server;
 
 typedef struct Feed {
         void *pub;
@@ -299,32 +293,9 @@ static uint16_t publish_dns_marker(void) {
         return publish_markers((const uint8_t[]) { 17 }, (const uint16_t[]) { 53 }, 1);
 }
 
-/* ---- the server in a thread (as in test-api-server.c) ---- */
-
-static int on_stop(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        return sd_event_exit(sd_event_source_get_event(s), 0);
-}
-
-static void *server_main(void *userdata) {
-        Server *srv = userdata;
-        sd_event *e = NULL;
-        Api *api = NULL;
-        unsigned port = 0;
-
-        if (sd_event_new(&e) >= 0 && api_new(&api, e, &srv->cfg) >= 0 &&
-            sd_event_add_io(e, NULL, srv->stop[0], EPOLLIN | EPOLLHUP, on_stop, NULL) >= 0)
-                port = api_port(api);
-        if (write(srv->ready[1], &port, sizeof(port)) != sizeof(port))
-                port = 0;
-        if (port)
-                (void) sd_event_loop(e);
-        api_free(api);
-        sd_event_unref(e);
-        return NULL;
-}
+/* ---- the server in a thread (api-test-server.h) ---- */
 
 static void server_start(Server *srv, const char *pods, const char *const *sets, size_t n_sets) {
-        char *err = NULL;
         char *all[16];
         char pods_set[300];
         size_t n = 0;
@@ -339,71 +310,15 @@ static void server_start(Server *srv, const char *pods, const char *const *sets,
         assert_true(n + n_sets <= ELEMENTSOF(all));
         for (size_t i = 0; i < n_sets; i++)
                 all[n++] = (char *) sets[i];
-        assert_int_equal(api_config_parse(NULL, false, &srv->cfg, &err), 0);
-        if (config_apply_assignments(api_config_keys, api_config_n_keys, all, n, &srv->cfg,
-                                     &err) < 0 || api_config_validate(&srv->cfg, &err) < 0)
-                fail_msg("config: %s", err);
-        assert_int_equal(pipe2(srv->stop, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(srv->ready, O_CLOEXEC), 0);
-        assert_int_equal(pthread_create(&srv->thread, NULL, server_main, srv), 0);
-        srv->running = true;
-        assert_int_equal(read(srv->ready[0], &srv->port, sizeof(srv->port)),
-                         (ssize_t) sizeof(srv->port));
-        assert_true(srv->port > 0);
+        test_api_server_start(srv, all, n);
 }
 
-/* Ends the loop and api_free()s the server. Idempotent. */
 static void server_stop(Server *srv) {
-        if (!srv->running)
-                return;
-        srv->running = false;
-        close(srv->stop[1]);
-        assert_int_equal(pthread_join(srv->thread, NULL), 0);
-        close(srv->stop[0]);
-        close(srv->ready[0]);
-        close(srv->ready[1]);
-        api_config_done(&srv->cfg);
+        test_api_server_stop(srv);
 }
 
 /* ---- libcurl, for the ordinary answers ---- */
 
-typedef struct Reply {
-        long status;
-        char *body;
-        size_t len;
-        char headers[4096];
-        size_t hlen;
-        json_t *json;
-} Reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *userdata) {
-        Reply *r = userdata;
-        char *b = realloc(r->body, r->len + size * n + 1);
-
-        if (!b)
-                return 0;
-        memcpy(b + r->len, p, size * n);
-        r->len += size * n;
-        b[r->len] = '\0';
-        r->body = b;
-        return size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *userdata) {
-        Reply *r = userdata;
-        size_t k = MIN(size * n, sizeof(r->headers) - 1 - r->hlen);
-
-        memcpy(r->headers + r->hlen, p, k);
-        r->hlen += k;
-        r->headers[r->hlen] = '\0';
-        return size * n;
-}
-
-static void reply_done(Reply *r) {
-        free(r->body);
-        json_decref(r->json);
-        *r = (Reply) {};
-}
 
 static Reply get(const char *path) {
         Reply r = {};
@@ -414,9 +329,9 @@ static Reply get(const char *path) {
         assert_non_null(c);
         (void) snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", world.srv.port, path);
         (void) curl_easy_setopt(c, CURLOPT_URL, url);
-        (void) curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        (void) curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, reply_on_body);
         (void) curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-        (void) curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        (void) curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reply_on_header);
         (void) curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
         (void) curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
         cc = curl_easy_perform(c);
