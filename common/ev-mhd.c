@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <systemd/sd-event.h>
 
@@ -437,4 +439,38 @@ int ev_mhd_queue_json_text(struct MHD_Connection *conn, unsigned status, char *t
                             MHD_create_response_from_buffer(strlen(text), text,
                                                             MHD_RESPMEM_MUST_FREE),
                             "application/json", hname, hvalue);
+}
+
+json_t *ev_mhd_error_json(const char *code, const char *message) {
+        return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+}
+
+int ev_mhd_queue_errorv(struct MHD_Connection *conn, unsigned status, const char *code,
+                        const char *hname, const char *hvalue, const char *fmt, va_list ap) {
+        char msg[512];
+        json_t *body;
+        char *text;
+
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        body = ev_mhd_error_json(code, msg);
+        text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        json_decref(body);
+        return ev_mhd_queue_json_text(conn, status, text, hname, hvalue);
+}
+
+bool ev_mhd_body_declared_over(struct MHD_Connection *conn, size_t max) {
+        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+        unsigned long long n;
+        char *end;
+
+        if (!v)
+                return false;
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (errno == ERANGE)
+                return true;
+        /* MHD rejects malformed values itself; whatever it let through and we cannot read
+         * is left to the caller's count as the body arrives. */
+        return end != v && n > max;
 }

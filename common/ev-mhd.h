@@ -26,10 +26,13 @@
  */
 #pragma once
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <systemd/sd-event.h>
 
@@ -147,4 +150,22 @@ int ev_mhd_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Respon
 /* ev_mhd_queue() of @text (malloc'ed, consumed; NULL: -ENOMEM) as application/json. */
 int ev_mhd_queue_json_text(struct MHD_Connection *conn, unsigned status, char *text,
                            const char *hname, const char *hvalue);
+
+/* The one error shape of both servers: {"error": {"code", "message"}}. NULL on -ENOMEM. */
+json_t *ev_mhd_error_json(const char *code, const char *message);
+
+/**
+ * ev_mhd_queue_errorv() - queues ev_mhd_error_json(@code, the formatted message, at most
+ * 511 bytes) with @status and one optional header. Return: as ev_mhd_queue().
+ */
+int ev_mhd_queue_errorv(struct MHD_Connection *conn, unsigned status, const char *code,
+                        const char *hname, const char *hvalue, const char *fmt, va_list ap)
+        __attribute__((format(printf, 6, 0)));
+
+/**
+ * ev_mhd_body_declared_over() - whether the request's Content-Length declares more than
+ * @max bytes (a value too large to parse counts as more). Bodies without a declared
+ * length are left to the caller's own count as they arrive.
+ */
+bool ev_mhd_body_declared_over(struct MHD_Connection *conn, size_t max);
 

@@ -114,22 +114,13 @@ static int answer(ControllerHttpRequest *req, unsigned status, struct MHD_Respon
 }
 
 /* @body is consumed. */
-static int answer_json_header(ControllerHttpRequest *req, unsigned status, json_t *body,
-                              const char *hname, const char *hvalue) {
+static int answer_json(ControllerHttpRequest *req, unsigned status, json_t *body) {
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
         assert(!req->answered);
         json_decref(body);
-        return answered(req, status, ev_mhd_queue_json_text(req->conn, status, text, hname,
-                                                            hvalue));
-}
-
-static int answer_json(ControllerHttpRequest *req, unsigned status, json_t *body) {
-        return answer_json_header(req, status, body, NULL, NULL);
-}
-
-static json_t *error_object(const char *code, const char *message) {
-        return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+        return answered(req, status, ev_mhd_queue_json_text(req->conn, status, text, NULL,
+                                                            NULL));
 }
 
 static int answer_error_header(ControllerHttpRequest *req, unsigned status, const char *code,
@@ -137,13 +128,14 @@ static int answer_error_header(ControllerHttpRequest *req, unsigned status, cons
         _printf_(6, 7);
 static int answer_error_header(ControllerHttpRequest *req, unsigned status, const char *code,
                                const char *hname, const char *hvalue, const char *fmt, ...) {
-        char msg[512];
         va_list ap;
+        int r;
 
+        assert(!req->answered);
         va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        r = ev_mhd_queue_errorv(req->conn, status, code, hname, hvalue, fmt, ap);
         va_end(ap);
-        return answer_json_header(req, status, error_object(code, msg), hname, hvalue);
+        return answered(req, status, r);
 }
 
 #define answer_error(req, status, code, ...) \
@@ -187,7 +179,7 @@ static int answer_result(ControllerHttpRequest *req, int status, json_t *result)
                 message = json_string_value(m);
         if (!message)
                 message = MHD_get_reason_phrase_for((unsigned) status);
-        body = error_object(code_for_status((unsigned) status), message);
+        body = ev_mhd_error_json(code_for_status((unsigned) status), message);
         if (body && result && json_object_set(body, "detail", result) < 0) {
                 json_decref(body);
                 body = NULL;
@@ -425,20 +417,7 @@ static AuthResult check_auth(ControllerHttp *h, struct MHD_Connection *conn) {
 
 /* Return: false when the request is over max_body_bytes by its declared length. */
 static bool content_length_ok(ControllerHttp *h, struct MHD_Connection *conn) {
-        const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long n;
-        char *end;
-
-        if (!v)
-                return true;
-        errno = 0;
-        n = strtoull(v, &end, 10);
-        if (errno == ERANGE)
-                return false;
-        /* MHD rejects malformed values itself; whatever it let through and we cannot read
-         * is left to the streaming check. */
-        return end == v || n <= h->max_body;
+        return !ev_mhd_body_declared_over(conn, h->max_body);
 }
 
 static int first_call(ControllerHttpRequest *req) {

@@ -243,20 +243,11 @@ static int answer_text(ApiRequest *req, unsigned status, char *text, const char 
 }
 
 /* @body is consumed. */
-static int answer_json_header(ApiRequest *req, unsigned status, json_t *body, const char *hname,
-                              const char *hvalue) {
+static int answer_json(ApiRequest *req, unsigned status, json_t *body) {
         char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 
         json_decref(body);
-        return answer_text(req, status, text, hname, hvalue);
-}
-
-static int answer_json(ApiRequest *req, unsigned status, json_t *body) {
-        return answer_json_header(req, status, body, NULL, NULL);
-}
-
-static json_t *error_object(const char *code, const char *message) {
-        return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+        return answer_text(req, status, text, NULL, NULL);
 }
 
 static int answer_error_header(ApiRequest *req, unsigned status, const char *code,
@@ -264,13 +255,14 @@ static int answer_error_header(ApiRequest *req, unsigned status, const char *cod
         _printf_(6, 7);
 static int answer_error_header(ApiRequest *req, unsigned status, const char *code,
                                const char *hname, const char *hvalue, const char *fmt, ...) {
-        char msg[512];
         va_list ap;
+        int r;
 
+        assert(!req->answered);
         va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        r = ev_mhd_queue_errorv(req->conn, status, code, hname, hvalue, fmt, ap);
         va_end(ap);
-        return answer_json_header(req, status, error_object(code, msg), hname, hvalue);
+        return answered(req, status, r);
 }
 
 #define answer_error(req, status, code, ...) \
@@ -322,7 +314,7 @@ static void job_fail(ApiJob *job, unsigned status, const char *code, const char 
         va_start(ap, fmt);
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        j = error_object(code, msg);
+        j = ev_mhd_error_json(code, msg);
         free(job->body);
         job->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
@@ -1171,7 +1163,6 @@ static int check_auth(Api *a, struct MHD_Connection *conn) {
 static int first_call(ApiRequest *req) {
         Api *a = req->api;
         ArgCollector args = {};
-        const char *clen;
         char allow[64], retry[16];
         unsigned retry_s = 1;
 
@@ -1181,9 +1172,7 @@ static int first_call(ApiRequest *req) {
         if (strlen(req->url) + args.bytes > a->max_url)
                 return answer_error(req, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
                                     "the URL exceeds %zu bytes", a->max_url);
-        clen = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (clen && strtoull(clen, NULL, 10) > MAX_DISCARDED_BODY)
+        if (ev_mhd_body_declared_over(req->conn, MAX_DISCARDED_BODY))
                 return answer_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                                     "request bodies are not read; at most %u bytes are "
                                     "accepted", MAX_DISCARDED_BODY);
