@@ -1082,7 +1082,8 @@ static bool set_u64(json_t *o, const char *key, uint64_t v) {
         return json_object_set_new(o, key, json_integer((json_int_t) v)) == 0;
 }
 
-json_t *api_flows_pod_request(const ApiFlowsQuery *q, const char *pod_cursor, size_t pod_limit) {
+json_t *api_flows_pod_request(const ApiFlowsQuery *q, const char *pod_cursor, size_t pod_limit,
+                              uint64_t timeout_ms) {
         json_t *o;
 
         assert(q);
@@ -1093,7 +1094,8 @@ json_t *api_flows_pod_request(const ApiFlowsQuery *q, const char *pod_cursor, si
              json_object_set_new(o, "filter", json_string(q->expr)) < 0) ||
             !set_u64(o, "from_ms", q->from_ms) || !set_u64(o, "to_ms", q->to_ms) ||
             !set_u64(o, "limit", pod_limit ? pod_limit : q->limit) ||
-            (pod_cursor && json_object_set_new(o, "cursor", json_string(pod_cursor)) < 0)) {
+            (pod_cursor && json_object_set_new(o, "cursor", json_string(pod_cursor)) < 0) ||
+            (timeout_ms > 0 && !set_u64(o, "timeout_ms", timeout_ms))) {
                 json_decref(o);
                 return NULL;
         }

@@ -93,14 +93,17 @@ void api_flows_query_done(ApiFlowsQuery *q);
 
 /**
  * api_flows_pod_request() - the query-protocol request for one pod:
- * {"v":1,"op":"flows","filter":expr,"from_ms","to_ms","limit","cursor"}; "filter" is left
- * out for the empty expression and "cursor" when @pod_cursor is NULL.
+ * {"v":1,"op":"flows","filter":expr,"from_ms","to_ms","limit","cursor","timeout_ms"};
+ * "filter" is left out for the empty expression, "cursor" when @pod_cursor is NULL and
+ * "timeout_ms" when @timeout_ms is 0.
  * @pod_cursor: that pod's own "END_MS:SEQ" next_cursor, or NULL for its first page
  * @pod_limit:  the page size asked of the pod; 0 means @q->limit
+ * @timeout_ms: the pod's share of the asker's deadline (it answers "truncated" when over)
  *
  * Return: a new reference, NULL on -ENOMEM.
  */
-json_t *api_flows_pod_request(const ApiFlowsQuery *q, const char *pod_cursor, size_t pod_limit);
+json_t *api_flows_pod_request(const ApiFlowsQuery *q, const char *pod_cursor, size_t pod_limit,
+                              uint64_t timeout_ms);
 
 /* ---- /flows/top ----------------------------------------------------------------------- */
 

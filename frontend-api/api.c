@@ -329,27 +329,23 @@ static void job_fail(ApiJob *job, unsigned status, const char *code, const char 
  */
 static size_t job_requests(const ApiPodSet *set, ApiJob *job, uint64_t deadline_ms,
                            json_t **reqs) {
-        json_int_t budget = (json_int_t) MAX(deadline_ms - deadline_ms / 5, (uint64_t) 1);
-
+        uint64_t budget = MAX(deadline_ms - deadline_ms / 5, (uint64_t) 1);
         char cur[64];
         uint64_t end_ms, seq;
 
         switch (job->route) {
         case ROUTE_FLOWS:
                 if (!job->has_cursor) {
-                        reqs[0] = api_flows_pod_request(&job->flows, NULL, 0);
-                        if (!reqs[0] || json_object_set_new(reqs[0], "timeout_ms",
-                                                            json_integer(budget)) < 0)
-                                return 0;
-                        return 1;
+                        reqs[0] = api_flows_pod_request(&job->flows, NULL, 0, budget);
+                        return reqs[0] ? 1 : 0;
                 }
                 for (size_t i = 0; i < set->n; i++) {
                         if (api_cursor_for_pod(&job->cursor, set->pods[i].name, &end_ms, &seq) < 0)
                                 return 0;
                         (void) snprintf(cur, sizeof(cur), "%" PRIu64 ":%" PRIu64, end_ms, seq);
-                        reqs[i] = api_flows_pod_request(&job->flows, cur, job->flows.limit);
-                        if (!reqs[i] || json_object_set_new(reqs[i], "timeout_ms",
-                                                            json_integer(budget)) < 0)
+                        reqs[i] = api_flows_pod_request(&job->flows, cur, job->flows.limit,
+                                                        budget);
+                        if (!reqs[i])
                                 return 0;
                 }
                 return set->n;
@@ -476,28 +472,27 @@ static void job_run(const Api *a, ApiScatter *s, const ApiPodSet *set, ApiJob *j
         size_t n_req;
         int r;
 
-        /* Top-N: the first round asks each pod for a few times n entries; when that cannot
-         * prove the merged ranking exact (a key may be top overall without being in any
-         * pod's first entries), a second round asks for TOP_POD_LIMIT_MAX. */
-        job->top_pod_limit = MAX(job->top.n * TOP_POD_LIMIT_FACTOR, (size_t) TOP_POD_LIMIT_MIN);
-again:
-
         if (job->route == ROUTE_TEMPLATES) {
                 job_run_templates(a, job);
+                return;
+        }
+        if (!set || !s) {
+                job_fail(job, 500, "internal", "the query worker could not start");
                 return;
         }
         if (job->route == ROUTE_PODS) {
                 job_run_pods(a, set, job);
                 return;
         }
-        if (!s) {
-                job_fail(job, 500, "internal", "the query worker could not start");
-                return;
-        }
         if (set->n == 0) {
                 job_fail(job, 503, "no_pods", "no pods are known (discovery found none yet)");
                 return;
         }
+        /* Top-N: the first round asks each pod for a few times n entries; when that cannot
+         * prove the merged ranking exact (a key may be top overall without being in any
+         * pod's first entries), a second round asks for TOP_POD_LIMIT_MAX. */
+        job->top_pod_limit = MAX(job->top.n * TOP_POD_LIMIT_FACTOR, (size_t) TOP_POD_LIMIT_MIN);
+again:
         n_req = job_requests(set, job, a->deadline_ms, reqs);
         if (n_req == 0) {
                 job_fail(job, 500, "internal", "could not build the pods' request");
@@ -568,7 +563,8 @@ static ApiScatter *worker_scatter(const Api *a) {
 }
 
 /* A worker's view of the pods: switches @s to the directory's current set when it moved.
- * Return: the set to use for the next job (borrowed from *@set). */
+ * Return: the set to use for the next job (borrowed from *@set), NULL when @s could not be
+ * set up for any (out of memory; retried before the next job). */
 static const ApiPodSet *worker_pods(Api *a, ApiScatter *s, ApiPodSet **set) {
         ApiPodSet *cur;
         int r;
@@ -582,8 +578,6 @@ static const ApiPodSet *worker_pods(Api *a, ApiScatter *s, ApiPodSet **set) {
                         /* Keep the old set; try again before the next job. */
                         log_warning_errno(r, "Failed to switch to %zu pods: %m", cur->n);
                         api_pod_set_unref(cur);
-                        if (!*set)
-                                *set = api_pod_dir_get(a->dir); /* empty sockets: 503s */
                         return *set;
                 }
         }
@@ -714,7 +708,8 @@ static void *pinger_main(void *userdata) {
                         }
                 }
                 cur = worker_pods(a, s, &set);
-                if (s && cur->n > 0 && api_scatter_query(s, &ping, 1, a->deadline_ms, &res) >= 0) {
+                if (s && cur && cur->n > 0 &&
+                    api_scatter_query(s, &ping, 1, a->deadline_ms, &res) >= 0) {
                         if (res.n_ok > 0)
                                 atomic_store(&a->last_ping_ok_ms, now_mono_us() / 1000u);
                         api_scatter_result_clear(&res);

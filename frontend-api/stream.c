@@ -97,7 +97,7 @@ struct ApiStreamHub {
         ApiPodDir *dir;
         pthread_t thread;
         bool thread_started;
-        _Atomic uint64_t feed_messages, feed_records, feed_bad, feeds_connected;
+        _Atomic uint64_t feed_messages, feed_records, feed_bad, feed_lost, feeds_connected;
 };
 
 static uint64_t now_mono_ms(void) {
@@ -202,13 +202,19 @@ static void feed_command(Feed *f) {
                         _cleanup_free_ char *err = NULL;
                         FlowFilter *filter = NULL;
 
-                        if (!expr || flow_filter_compile(expr, &filter, &err) < 0)
-                                continue;       /* the loop compiled it already: only -ENOMEM */
+                        if (!expr || flow_filter_compile(expr, &filter, &err) < 0) {
+                                /* The loop compiled it already: only -ENOMEM. */
+                                log_warning("Stream %" PRIu64 " gets no events: out of memory",
+                                            cmd.id);
+                                continue;
+                        }
                         if (f->n_streams == f->cap_streams) {
                                 size_t cap = MAX(f->cap_streams * 2, (size_t) 8);
                                 FeedStream *n = realloc(f->streams, cap * sizeof(*n));
 
                                 if (!n) {
+                                        log_warning("Stream %" PRIu64 " gets no events: out of "
+                                                    "memory", cmd.id);
                                         flow_filter_free(filter);
                                         continue;
                                 }
@@ -261,8 +267,10 @@ static void feed_batch(Feed *f, const void *data, size_t len) {
         if (len > f->batch_cap) {
                 void *b = realloc(f->batch, len);
 
-                if (!b)
+                if (!b) {
+                        atomic_fetch_add(&f->hub->feed_lost, 1);
                         return;
+                }
                 f->batch = b;
                 f->batch_cap = len;
         }
@@ -807,6 +815,9 @@ void api_stream_render_metrics(ApiStreamHub *h, MetricsBuf *b) {
         metrics_header(b, "ipfixd_api_stream_feed_bad_total", "counter",
                        "Feed messages that were not a valid [pipeline][flow batch] message.");
         metrics_sample(b, "ipfixd_api_stream_feed_bad_total", NULL, atomic_load(&h->feed_bad));
+        metrics_header(b, "ipfixd_api_stream_feed_lost_total", "counter",
+                       "Feed batches not filtered for lack of memory (no stream saw them).");
+        metrics_sample(b, "ipfixd_api_stream_feed_lost_total", NULL, atomic_load(&h->feed_lost));
 }
 
 int api_stream_hub_new(ApiStreamHub **ret, sd_event *e, void *zctx, ApiPodDir *dir,

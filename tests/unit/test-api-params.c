@@ -299,7 +299,7 @@ static void test_flows_request(void **state) {
         args_split(&a, "src=10.0.0.0/8&dst_port=80,443&from=now-1h&to=now&limit=50");
         assert_int_equal(api_flows_query_parse(a.kv, a.n, NULL, NOW, &q, &e), 0);
 
-        req = api_flows_pod_request(&q, NULL, 0);
+        req = api_flows_pod_request(&q, NULL, 0, 0);
         want = json_pack("{s:i, s:s, s:s, s:I, s:I, s:i}", "v", 1, "op", "flows", "filter",
                          "src_addr in 10.0.0.0/8 and dst_port in (80, 443)", "from_ms",
                          (json_int_t) (NOW - H), "to_ms", (json_int_t) NOW, "limit", 50);
@@ -307,17 +307,18 @@ static void test_flows_request(void **state) {
         json_decref(req);
         json_decref(want);
 
-        req = api_flows_pod_request(&q, "1795600799000:17", 51);
+        req = api_flows_pod_request(&q, "1795600799000:17", 51, 1600);
         assert_string_equal(json_string_value(json_object_get(req, "cursor")),
                             "1795600799000:17");
         assert_int_equal(json_integer_value(json_object_get(req, "limit")), 51);
+        assert_int_equal(json_integer_value(json_object_get(req, "timeout_ms")), 1600);
         json_decref(req);
         api_flows_query_done(&q);
         args_done(&a);
 
         /* no filter member for the empty expression; the open window is explicit */
         assert_int_equal(api_flows_query_parse(NULL, 0, NULL, NOW, &q, &e), 0);
-        req = api_flows_pod_request(&q, NULL, 0);
+        req = api_flows_pod_request(&q, NULL, 0, 0);
         want = json_pack("{s:i, s:s, s:I, s:I, s:i}", "v", 1, "op", "flows", "from_ms",
                          (json_int_t) 0, "to_ms", (json_int_t) INT64_MAX, "limit", 100);
         assert_true(json_equal(req, want));
