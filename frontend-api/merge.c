@@ -187,10 +187,15 @@ static json_t *sums_object(const uint64_t s[SUMS]) {
         return o;
 }
 
-/* Counts the items of the array member @name over the answered pods; -EBADMSG if an
- * answered pod lacks it. */
+/* Checks the pods (check_pods()), then counts the items of the array member @name over the
+ * answered pods; -EBADMSG if an answered pod lacks it. */
 static int count_items(const ApiPodAnswer *answers, size_t n, const char *name, size_t *ret) {
         size_t total = 0;
+        int r;
+
+        r = check_pods(answers, n);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < n; i++) {
                 json_t *a;
@@ -243,9 +248,6 @@ int api_merge_flows(const ApiPodAnswer *answers, size_t n, size_t limit, json_t 
         assert(ret_next);
         if (limit == 0)
                 return -EINVAL;
-        r = check_pods(answers, n);
-        if (r < 0)
-                return r;
         r = count_items(answers, n, "flows", &total);
         if (r < 0)
                 return r;
@@ -423,9 +425,6 @@ int api_merge_top(const ApiPodAnswer *answers, size_t n, const char *metric, siz
         if (mi < 0)
                 return -EINVAL;
         m = (unsigned) mi;
-        r = check_pods(answers, n);
-        if (r < 0)
-                return r;
         r = count_items(answers, n, "entries", &total);
         if (r < 0)
                 return r;
@@ -595,9 +594,6 @@ int api_merge_totals(const ApiPodAnswer *answers, size_t n, json_t **ret) {
         int r;
 
         assert(ret);
-        r = check_pods(answers, n);
-        if (r < 0)
-                return r;
         r = count_items(answers, n, "points", &total);
         if (r < 0)
                 return r;
@@ -686,9 +682,6 @@ int api_merge_exporters(const ApiPodAnswer *answers, size_t n, json_t **ret) {
         int r;
 
         assert(ret);
-        r = check_pods(answers, n);
-        if (r < 0)
-                return r;
         r = count_items(answers, n, "exporters", &total);
         if (r < 0)
                 return r;
