@@ -30,6 +30,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "free-port.h"
 #include "log.h"
 #include "pod-status.h"
 
@@ -219,22 +220,6 @@ static void stand_stop(Stand *s) {
         s->daemon = NULL;
         (void) pthread_cond_destroy(&s->cond);
         (void) pthread_mutex_destroy(&s->lock);
-}
-
-/* A loopback TCP port nothing listens on right now. */
-static unsigned free_port(void) {
-        struct sockaddr_in sa = {
-                .sin_family = AF_INET,
-                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-        };
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
 }
 
 /* @port 0: no controller endpoint. */

@@ -27,6 +27,7 @@
 #include <jansson.h>
 #include <zmq.h>
 
+#include "free-port.h"
 #include "log.h"
 #include "query.h"
 #include "podset.h"
@@ -51,19 +52,6 @@ typedef struct World {
 } World;
 
 static World world;
-
-/* A loopback TCP port nothing listens on right now. */
-static unsigned free_port(void) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
 
 static void fill_pod(Pod *p, unsigned n, uint8_t net) {
         FlowStoreConfig sc = { .max_flows = 10000, .segment_flows = 1024 };

@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 #include <zmq.h>
 
+#include "free-port.h"
 #include "api-test-server.h"
 #include "api.h"
 #include "log.h"
@@ -55,18 +56,6 @@ static struct {
 } world;
 
 /* ---- pods (as in test-api-scatter.c) ---- */
-
-static unsigned free_port(void) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
-}
 
 static void fill_pod(Pod *p, unsigned n, uint8_t net) {
         FlowStoreConfig sc = { .max_flows = 10000, .segment_flows = 1024 };

@@ -50,6 +50,7 @@
 #include <systemd/sd-event.h>
 #include <zmq.h>
 
+#include "free-port.h"
 #include "api-test-server.h"
 #include "api.h"
 #include "flow.h"
@@ -127,21 +128,6 @@ static uint64_t now_ms(void) {
 
         (void) clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
-static unsigned free_port(void) {
-        struct sockaddr_in sa = {
-                .sin_family = AF_INET,
-                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-        };
-        socklen_t len = sizeof(sa);
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-        assert_true(fd >= 0);
-        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &len), 0);
-        close(fd);
-        return ntohs(sa.sin_port);
 }
 
 /* ---- the pod's live feed ---- */
