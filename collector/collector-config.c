@@ -138,7 +138,6 @@ static int parse_listener(json_t *o, size_t idx, ListenerConfig *l, char **reter
 int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
                            char **reterr_msg) {
         static const char *const extra[] = { "listeners", NULL };
-        json_error_t jerr;
         json_t *root, *ls;
         int r;
 
@@ -150,13 +149,10 @@ int collector_config_parse(const char *json, bool use_env, CollectorConfig *ret,
         ret->listeners[0] = (ListenerConfig) { .transport = LISTENER_TCP, .address = "::",
                                                .port = 4739 };
 
-        if (json && *json) {
-                root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-                if (!root) {
-                        *reterr_msg = config_errorf("line %d column %d: %s", jerr.line,
-                                                    jerr.column, jerr.text);
-                        return -EINVAL;
-                }
+        r = config_load_json_text(json, &root, reterr_msg);
+        if (r < 0)
+                return r;
+        if (root) {
                 r = config_apply_json(collector_config_keys, collector_config_n_keys, root, ret,
                                       extra, reterr_msg);
                 ls = json_object_get(root, "listeners");

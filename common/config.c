@@ -297,3 +297,38 @@ void config_print_table(const ConfigKey *table, size_t n) {
                                k->reloadable ? " (reload)" : "", k->help);
         }
 }
+
+int config_load_json_text(const char *json, json_t **ret_root, char **reterr) {
+        json_error_t jerr;
+
+        *ret_root = NULL;
+        if (!json || !*json)
+                return 0;
+        *ret_root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!*ret_root) {
+                *reterr = config_errorf("line %d column %d: %s", jerr.line, jerr.column,
+                                        jerr.text);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int config_parse(const ConfigKey *table, size_t n, const char *json, const char *env_prefix,
+                 void *cfg, char **reterr) {
+        json_t *root;
+        int r;
+
+        r = config_set_defaults(table, n, cfg);
+        if (r < 0)
+                return r;
+        r = config_load_json_text(json, &root, reterr);
+        if (r < 0)
+                return r;
+        if (root) {
+                r = config_apply_json(table, n, root, cfg, NULL, reterr);
+                json_decref(root);
+                if (r < 0)
+                        return r;
+        }
+        return env_prefix ? config_apply_env(table, n, env_prefix, cfg, reterr) : 0;
+}

@@ -51,6 +51,22 @@ int config_apply_json(const ConfigKey *table, size_t n, json_t *obj, void *cfg,
                       const char *const *extra, char **reterr);
 
 /**
+ * config_load_json_text() - parses a configuration file's text, rejecting duplicate members.
+ * @json: the text; NULL or "" is no configuration (*@ret_root = NULL)
+ * Return: 0 (@ret_root a new reference or NULL), -EINVAL with @reterr "line L column C: ...".
+ */
+int config_load_json_text(const char *json, json_t **ret_root, char **reterr);
+
+/**
+ * config_parse() - the whole chain for a configuration that is just its key table: the
+ * defaults, then @json's members (config_load_json_text(), config_apply_json()), then the
+ * environment when @env_prefix is not NULL. No validation (the caller's, after --set).
+ * Return: 0, -EINVAL (@reterr set), -ENOMEM.
+ */
+int config_parse(const ConfigKey *table, size_t n, const char *json, const char *env_prefix,
+                 void *cfg, char **reterr);
+
+/**
  * config_apply_env() - applies environment variables PREFIX + upper-cased key name
  * (e.g. IPFIXD_COLLECTOR_WORKERS=4), parsed by the key's type.
  * Return: 0 or -EINVAL with @reterr set.

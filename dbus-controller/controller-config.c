@@ -104,33 +104,12 @@ int controller_config_validate(const ControllerConfig *c, char **reterr) {
 
 int controller_config_parse(const char *json, bool use_env, ControllerConfig *ret,
                             char **reterr) {
-        json_error_t jerr;
-        json_t *root;
         int r;
 
         memset(ret, 0, sizeof(*ret));
-        r = config_set_defaults(controller_config_keys, controller_config_n_keys, ret);
+        r = config_parse(controller_config_keys, controller_config_n_keys, json,
+                         use_env ? "IPFIXD_CONTROLLER_" : NULL, ret, reterr);
         if (r < 0)
                 return r;
-
-        if (json && *json) {
-                root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-                if (!root) {
-                        *reterr = config_errorf("line %d column %d: %s", jerr.line,
-                                                jerr.column, jerr.text);
-                        return -EINVAL;
-                }
-                r = config_apply_json(controller_config_keys, controller_config_n_keys, root,
-                                      ret, NULL, reterr);
-                json_decref(root);
-                if (r < 0)
-                        return r;
-        }
-        if (use_env) {
-                r = config_apply_env(controller_config_keys, controller_config_n_keys,
-                                     "IPFIXD_CONTROLLER_", ret, reterr);
-                if (r < 0)
-                        return r;
-        }
         return controller_config_validate(ret, reterr);
 }

@@ -108,31 +108,9 @@ int api_config_validate(const ApiConfig *c, char **reterr) {
 }
 
 int api_config_parse(const char *json, bool use_env, ApiConfig *ret, char **reterr) {
-        json_error_t jerr;
-        json_t *root;
-        int r;
-
         memset(ret, 0, sizeof(*ret));
-        r = config_set_defaults(api_config_keys, api_config_n_keys, ret);
-        if (r < 0)
-                return r;
-        if (json && *json) {
-                root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-                if (!root) {
-                        *reterr = config_errorf("line %d column %d: %s", jerr.line,
-                                                jerr.column, jerr.text);
-                        return -EINVAL;
-                }
-                r = config_apply_json(api_config_keys, api_config_n_keys, root, ret, NULL,
-                                      reterr);
-                json_decref(root);
-                if (r < 0)
-                        return r;
-        }
-        if (use_env)
-                return config_apply_env(api_config_keys, api_config_n_keys, "IPFIXD_API_", ret,
-                                        reterr);
-        return 0;
+        return config_parse(api_config_keys, api_config_n_keys, json,
+                            use_env ? "IPFIXD_API_" : NULL, ret, reterr);
 }
 
 static int parse_cidr(const char *s, size_t len, ApiCidr *ret) {

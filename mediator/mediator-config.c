@@ -110,7 +110,6 @@ static int parse_pipelines(json_t *ps, MediatorConfig *c, char **reterr) {
 
 int mediator_config_parse(const char *json, bool use_env, MediatorConfig *ret, char **reterr) {
         static const char *const extra[] = { "pipelines", NULL };
-        json_error_t jerr;
         json_t *root;
         int r;
 
@@ -118,19 +117,10 @@ int mediator_config_parse(const char *json, bool use_env, MediatorConfig *ret, c
         r = config_set_defaults(mediator_config_keys, mediator_config_n_keys, ret);
         if (r < 0)
                 return r;
-
-        if (json && *json) {
-                root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
-                if (!root) {
-                        *reterr = config_errorf("line %d column %d: %s", jerr.line,
-                                                jerr.column, jerr.text);
-                        return -EINVAL;
-                }
-                if (!json_is_object(root)) {
-                        json_decref(root);
-                        *reterr = config_errorf("the configuration must be a JSON object");
-                        return -EINVAL;
-                }
+        r = config_load_json_text(json, &root, reterr);
+        if (r < 0)
+                return r;
+        if (root) {
                 r = config_apply_json(mediator_config_keys, mediator_config_n_keys, root, ret,
                                       extra, reterr);
                 if (r == 0 && json_object_get(root, "pipelines"))
