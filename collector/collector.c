@@ -745,14 +745,10 @@ static int open_store(Collector *c) {
                 return tmpl_store_new_memory(&c->store, (size_t) c->cfg.store_max_templates);
 
         if (c->cfg.redis_password_file) {
-                size_t l;
-                r = config_read_file(c->cfg.redis_password_file, &password);
+                r = config_read_password(c->cfg.redis_password_file, &password);
                 if (r < 0)
                         return log_error_errno(r, "Failed to read redis_password_file %s: %m",
                                                c->cfg.redis_password_file);
-                l = strlen(password);
-                while (l > 0 && (password[l - 1] == '\n' || password[l - 1] == '\r'))
-                        password[--l] = '\0';
         }
         /* Replicas tell their own change events apart by this id. */
         while (replica == 0 && getrandom(&replica, sizeof(replica), 0) != sizeof(replica))

@@ -332,3 +332,46 @@ int config_parse(const ConfigKey *table, size_t n, const char *json, const char 
         }
         return env_prefix ? config_apply_env(table, n, env_prefix, cfg, reterr) : 0;
 }
+
+int config_read_token(const char *path, char **ret) {
+        char *text = NULL, *token;
+        size_t start, end, len;
+        int r;
+
+        r = config_read_file(path, &text);
+        if (r < 0)
+                return r;
+        len = strlen(text);
+        start = strspn(text, " \t\r\n");
+        end = len;
+        while (end > start && strchr(" \t\r\n", text[end - 1]))
+                end--;
+        r = end == start ? -EINVAL : 0;
+        for (size_t i = start; r == 0 && i < end; i++)
+                if ((unsigned char) text[i] <= ' ' || text[i] == 0x7f)
+                        r = -EINVAL;
+        token = r == 0 ? strndup(text + start, end - start) : NULL;
+        if (r == 0 && !token)
+                r = -ENOMEM;
+        explicit_bzero(text, len);
+        free(text);
+        if (r < 0)
+                return r;
+        *ret = token;
+        return 0;
+}
+
+int config_read_password(const char *path, char **ret) {
+        char *text = NULL;
+        size_t len;
+        int r;
+
+        r = config_read_file(path, &text);
+        if (r < 0)
+                return r;
+        len = strlen(text);
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+                text[--len] = '\0';
+        *ret = text;
+        return 0;
+}

@@ -51,6 +51,21 @@ int config_apply_json(const ConfigKey *table, size_t n, json_t *obj, void *cfg,
                       const char *const *extra, char **reterr);
 
 /**
+ * config_read_token() - a bearer token from @path: the file's text without surrounding blanks;
+ * empty, or containing blanks or control characters, is -EINVAL (a token goes into an HTTP
+ * header). The file's buffer is wiped before it is freed.
+ * Return: 0 (@ret a heap string), -EINVAL, -errno.
+ */
+int config_read_token(const char *path, char **ret);
+
+/**
+ * config_read_password() - a password from @path: the file's text with trailing newlines
+ * removed (anything else, blanks included, is part of it).
+ * Return: 0 (@ret a heap string), -errno.
+ */
+int config_read_password(const char *path, char **ret);
+
+/**
  * config_load_json_text() - parses a configuration file's text, rejecting duplicate members.
  * @json: the text; NULL or "" is no configuration (*@ret_root = NULL)
  * Return: 0 (@ret_root a new reference or NULL), -EINVAL with @reterr "line L column C: ...".

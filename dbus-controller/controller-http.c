@@ -711,35 +711,3 @@ void controller_http_render_metrics(ControllerHttp *h, MetricsBuf *b) {
                        "Reload and drain requests waiting for the controller.");
         metrics_sample(b, "ipfixd_controller_http_pending_operations", NULL, h->n_pending);
 }
-
-int controller_http_read_token(const char *path, char **ret) {
-        char *text = NULL, *token;
-        size_t start, end, len;
-        int r;
-
-        assert(path);
-        assert(ret);
-        r = config_read_file(path, &text);
-        if (r < 0)
-                return r;
-        len = strlen(text);
-        start = strspn(text, " \t\r\n");
-        end = len;
-        while (end > start && strchr(" \t\r\n", text[end - 1]))
-                end--;
-        r = 0;
-        if (end == start)
-                r = -EINVAL;
-        for (size_t i = start; r == 0 && i < end; i++)
-                if ((unsigned char) text[i] <= ' ' || text[i] == 0x7f)
-                        r = -EINVAL;
-        token = r == 0 ? strndup(text + start, end - start) : NULL;
-        if (r == 0 && !token)
-                r = -ENOMEM;
-        explicit_bzero(text, len);
-        free(text);
-        if (r < 0)
-                return r;
-        *ret = token;
-        return 0;
-}

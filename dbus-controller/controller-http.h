@@ -116,11 +116,3 @@ void controller_http_get_stats(const ControllerHttp *h, ControllerHttpStats *ret
  * pending operations) to @b. /metrics does this after controller_render_metrics(). */
 void controller_http_render_metrics(ControllerHttp *h, MetricsBuf *b);
 
-/**
- * controller_http_read_token() - reads a bearer token file (a Kubernetes Secret mount):
- * surrounding whitespace is trimmed.
- * @ret: the token, a heap string the caller frees (and should wipe)
- * Return: 0, -EINVAL when the file is empty (after trimming) or the token contains
- * whitespace or control characters, or -errno from reading (-ENOENT, -EFBIG, ...).
- */
-int controller_http_read_token(const char *path, char **ret);

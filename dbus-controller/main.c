@@ -28,7 +28,7 @@ static int http_start(ControllerHttp **ret, sd_event *e, Controller *c,
         _cleanup_free_ char *token = NULL;
         int r;
 
-        if (cfg->token_file && (r = controller_http_read_token(cfg->token_file, &token)) < 0)
+        if (cfg->token_file && (r = config_read_token(cfg->token_file, &token)) < 0)
                 return log_error_errno(r, "Failed to read token_file %s: %m", cfg->token_file);
         r = controller_http_new(ret, e, c, &(ControllerHttpConfig) {
                                         .listen = cfg->http_listen,

@@ -204,31 +204,3 @@ bool api_cidrs_match(const ApiCidr *cidrs, size_t n, const uint8_t addr[static 1
         }
         return false;
 }
-
-int api_read_token(const char *path, char **ret) {
-        char *text = NULL, *token;
-        size_t start, end, len;
-        int r;
-
-        r = config_read_file(path, &text);
-        if (r < 0)
-                return r;
-        len = strlen(text);
-        start = strspn(text, " \t\r\n");
-        end = len;
-        while (end > start && strchr(" \t\r\n", text[end - 1]))
-                end--;
-        r = end == start ? -EINVAL : 0;
-        for (size_t i = start; r == 0 && i < end; i++)
-                if ((unsigned char) text[i] <= ' ' || text[i] == 0x7f)
-                        r = -EINVAL;
-        token = r == 0 ? strndup(text + start, end - start) : NULL;
-        if (r == 0 && !token)
-                r = -ENOMEM;
-        explicit_bzero(text, len);
-        free(text);
-        if (r < 0)
-                return r;
-        *ret = token;
-        return 0;
-}

@@ -69,9 +69,3 @@ int api_config_parse(const char *json, bool use_env, ApiConfig *ret, char **rete
 int api_config_validate(const ApiConfig *c, char **reterr);
 void api_config_done(ApiConfig *c);
 
-/**
- * api_read_token() - the bearer token in @path: the file's text without surrounding blanks;
- * empty or containing blanks or control characters is -EINVAL.
- * Return: 0 (@ret a heap string), -errno.
- */
-int api_read_token(const char *path, char **ret);

@@ -1435,7 +1435,7 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 a->redis.db = cfg->redis_db;
                 a->redis.prefix = a->redis_prefix;
                 if (cfg->redis_password_file) {
-                        r = api_read_token(cfg->redis_password_file, &a->redis_password);
+                        r = config_read_password(cfg->redis_password_file, &a->redis_password);
                         if (r < 0) {
                                 log_error_errno(r, "Failed to read redis_password_file %s: %m",
                                                 cfg->redis_password_file);
@@ -1457,7 +1457,7 @@ int api_new(Api **ret, sd_event *e, const ApiConfig *cfg) {
                 }
         }
         if (cfg->token_file) {
-                r = api_read_token(cfg->token_file, &a->token);
+                r = config_read_token(cfg->token_file, &a->token);
                 if (r < 0) {
                         log_error_errno(r, "Failed to read token_file %s: %m", cfg->token_file);
                         goto fail;

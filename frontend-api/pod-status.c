@@ -119,7 +119,7 @@ static int multi_error(CURLMcode c) {
         return c == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
 }
 
-/* Tokens come from api_read_token(), which refuses blanks and control characters; checked
+/* Tokens come from config_read_token(), which refuses blanks and control characters; checked
  * again here because one CR or LF would let the token write its own header lines. */
 static bool token_is_valid(const char *token) {
         if (!*token)
@@ -368,7 +368,7 @@ int api_pod_status_fetch(const ApiPod *pods, size_t n_pods, const char *token,
         assert(ret);
 
         /* Not in the header's list: the caller's token is validated when read
-         * (api_read_token()), so this is a programmer error, refused without asserting. */
+         * (config_read_token()), so this is a programmer error, refused without asserting. */
         if (token && !token_is_valid(token))
                 return -EINVAL;
         r = curl_init();

@@ -1117,22 +1117,22 @@ static void test_read_token(void **state) {
         (void) snprintf(path, sizeof(path), "%s/token", dir);
 
         write_file(path, "  abc.DEF-123_~+/=\n\n");
-        assert_int_equal(controller_http_read_token(path, &tok), 0);
+        assert_int_equal(config_read_token(path, &tok), 0);
         assert_string_equal(tok, "abc.DEF-123_~+/=");
         free(tok);
         tok = NULL;
 
         write_file(path, " \t\r\n");
-        assert_int_equal(controller_http_read_token(path, &tok), -EINVAL);
+        assert_int_equal(config_read_token(path, &tok), -EINVAL);
         write_file(path, "");
-        assert_int_equal(controller_http_read_token(path, &tok), -EINVAL);
+        assert_int_equal(config_read_token(path, &tok), -EINVAL);
         write_file(path, "two words\n");
-        assert_int_equal(controller_http_read_token(path, &tok), -EINVAL);
+        assert_int_equal(config_read_token(path, &tok), -EINVAL);
         write_file(path, "ctl\x01x");
-        assert_int_equal(controller_http_read_token(path, &tok), -EINVAL);
+        assert_int_equal(config_read_token(path, &tok), -EINVAL);
         assert_null(tok);
         assert_int_equal(unlink(path), 0);
-        assert_int_equal(controller_http_read_token(path, &tok), -ENOENT);
+        assert_int_equal(config_read_token(path, &tok), -ENOENT);
         assert_int_equal(rmdir(dir), 0);
 }
 
