@@ -49,10 +49,14 @@ int main(int argc, char *argv[]) {
                 switch (opt) {
                 case 'c': path = optarg; break;
                 case 'l':
-                        if (n_listens < ELEMENTSOF(listens)) listens[n_listens++] = optarg;
+                        if (config_cli_append(listens, ELEMENTSOF(listens), &n_listens, optarg,
+                                              "--listen") < 0)
+                                return EXIT_FAILURE;
                         break;
                 case 's':
-                        if (n_sets < ELEMENTSOF(sets)) sets[n_sets++] = optarg;
+                        if (config_cli_append(sets, ELEMENTSOF(sets), &n_sets, optarg,
+                                              "--set") < 0)
+                                return EXIT_FAILURE;
                         break;
                 case 'H': help_config(); return EXIT_SUCCESS;
                 case 'h': help(); return EXIT_SUCCESS;

@@ -375,3 +375,12 @@ int config_read_password(const char *path, char **ret) {
         *ret = text;
         return 0;
 }
+
+int config_cli_append(char **list, size_t max, size_t *n, char *arg, const char *option) {
+        if (*n >= max) {
+                fprintf(stderr, "Too many %s arguments (at most %zu)\n", option, max);
+                return -E2BIG;
+        }
+        list[(*n)++] = arg;
+        return 0;
+}

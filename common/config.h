@@ -51,6 +51,13 @@ int config_apply_json(const ConfigKey *table, size_t n, json_t *obj, void *cfg,
                       const char *const *extra, char **reterr);
 
 /**
+ * config_cli_append() - appends a repeatable command-line argument (--set, --listen) to
+ * @list (@max entries); one too many is an error, not silently ignored.
+ * Return: 0, -E2BIG (printed to stderr, naming @option).
+ */
+int config_cli_append(char **list, size_t max, size_t *n, char *arg, const char *option);
+
+/**
  * config_read_token() - a bearer token from @path: the file's text without surrounding blanks;
  * empty, or containing blanks or control characters, is -EINVAL (a token goes into an HTTP
  * header). The file's buffer is wiped before it is freed.

@@ -69,7 +69,9 @@ int main(int argc, char *argv[]) {
                 switch (opt) {
                 case 'c': path = optarg; break;
                 case 's':
-                        if (n_sets < ELEMENTSOF(sets)) sets[n_sets++] = optarg;
+                        if (config_cli_append(sets, ELEMENTSOF(sets), &n_sets, optarg,
+                                              "--set") < 0)
+                                return EXIT_FAILURE;
                         break;
                 case 'P': spawn = true; break;
                 case 'C': check = true; break;

@@ -42,12 +42,9 @@ int main(int argc, char *argv[]) {
                 switch (opt) {
                 case 'c': path = optarg; break;
                 case 's':
-                        if (n_sets >= ELEMENTSOF(sets)) {
-                                log_error("Too many --set arguments (at most %zu)",
-                                          ELEMENTSOF(sets));
+                        if (config_cli_append(sets, ELEMENTSOF(sets), &n_sets, optarg,
+                                              "--set") < 0)
                                 return EXIT_FAILURE;
-                        }
-                        sets[n_sets++] = optarg;
                         break;
                 case 'C': check = true; break;
                 case 'H': config_print_table(api_config_keys, api_config_n_keys);
