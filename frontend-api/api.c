@@ -102,6 +102,14 @@ typedef struct ApiRoute {
         int (*handler)(ApiRequest *req);
 } ApiRoute;
 
+/* The decoded query arguments (MHD's strings, valid while the request lives). */
+typedef struct ArgCollector {
+        ApiKV kv[MAX_ARGS];
+        size_t n;
+        size_t bytes;
+        bool overflow;
+} ArgCollector;
+
 struct ApiRequest {
         Api *api;
         struct MHD_Connection *conn;
@@ -110,6 +118,7 @@ struct ApiRequest {
         size_t seen;                    /* body bytes received and dropped */
         bool dispatched, answered, suspended;
         ApiJob *job;
+        ArgCollector args;              /* collected once, by first_call() */
 };
 
 struct ApiJob {
@@ -930,13 +939,6 @@ static bool rate_take(Api *a, struct MHD_Connection *conn, unsigned *ret_retry_s
 
 /* ---- route handlers ---- */
 
-typedef struct ArgCollector {
-        ApiKV kv[MAX_ARGS];
-        size_t n;
-        size_t bytes;
-        bool overflow;
-} ArgCollector;
-
 static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                               const char *value) {
         ArgCollector *c = cls;
@@ -990,14 +992,13 @@ static int answer_param_error(ApiRequest *req, const ApiError *err) {
 /* Parses the query, hands it to a worker and suspends the connection. */
 static int route_query(ApiRequest *req) {
         Api *a = req->api;
-        ArgCollector args = {};
+        const ArgCollector *args = &req->args;
         ApiError err = {};
         ApiJob *job;
         uint64_t now = now_realtime_ms();
         int r;
 
-        (void) MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_arg, &args);
-        if (args.overflow)
+        if (args->overflow)
                 return answer_error(req, MHD_HTTP_BAD_REQUEST, "too_many_parameters",
                                     "at most %u query parameters are accepted", MAX_ARGS);
         if (req->route->id == ROUTE_TEMPLATES && !a->redis.address)
@@ -1015,7 +1016,7 @@ static int route_query(ApiRequest *req) {
         job->route = req->route->id;
         switch (job->route) {
         case ROUTE_FLOWS:
-                r = api_flows_query_parse(args.kv, args.n, NULL, now, &job->flows, &err);
+                r = api_flows_query_parse(args->kv, args->n, NULL, now, &job->flows, &err);
                 if (r >= 0 && job->flows.cursor) {
                         if (api_cursor_parse(job->flows.cursor, &job->cursor) < 0) {
                                 err = (ApiError) { .status = 400, .code = "bad_parameter",
@@ -1028,24 +1029,24 @@ static int route_query(ApiRequest *req) {
                 }
                 break;
         case ROUTE_TOP:
-                r = api_top_query_parse(args.kv, args.n, NULL, now, &job->top, &err);
+                r = api_top_query_parse(args->kv, args->n, NULL, now, &job->top, &err);
                 break;
         case ROUTE_TIMESERIES:
-                r = api_timeseries_query_parse(args.kv, args.n, NULL, now, &job->ts, &err);
+                r = api_timeseries_query_parse(args->kv, args->n, NULL, now, &job->ts, &err);
                 break;
         case ROUTE_TEMPLATES:
-                r = api_templates_query_parse(args.kv, args.n, &job->tmpl, &err);
+                r = api_templates_query_parse(args->kv, args->n, &job->tmpl, &err);
                 break;
         case ROUTE_EXPORTERS:
         case ROUTE_PODS:
                 r = 0;
-                if (args.n > 0) {
+                if (args->n > 0) {
                         err = (ApiError) { .status = 400, .code = "unknown_parameter" };
                         (void) snprintf(err.parameter, sizeof(err.parameter), "%s",
-                                        args.kv[0].key);
+                                        args->kv[0].key);
                         (void) snprintf(err.message, sizeof(err.message),
                                         "%.64s: unknown parameter (this route takes none)",
-                                        args.kv[0].key);
+                                        args->kv[0].key);
                         r = -EINVAL;
                 }
                 break;
@@ -1082,17 +1083,16 @@ static int route_openapi(ApiRequest *req) {
 /* Opens a server-sent event stream (stream.h); the response lives until the client leaves. */
 static int route_stream(ApiRequest *req) {
         Api *a = req->api;
-        ArgCollector args = {};
+        const ArgCollector *args = &req->args;
         ApiStreamQuery q = {};
         ApiError err = {};
         struct MHD_Response *resp = NULL;
         int r;
 
-        (void) MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_arg, &args);
-        if (args.overflow)
+        if (args->overflow)
                 return answer_error(req, MHD_HTTP_BAD_REQUEST, "too_many_parameters",
                                     "at most %u query parameters are accepted", MAX_ARGS);
-        if (api_stream_query_parse(args.kv, args.n, NULL, &q, &err) < 0)
+        if (api_stream_query_parse(args->kv, args->n, NULL, &q, &err) < 0)
                 return answer_param_error(req, &err);
         if (!a->streams) {
                 api_stream_query_done(&q);
@@ -1157,14 +1157,13 @@ static int check_auth(Api *a, struct MHD_Connection *conn) {
 
 static int first_call(ApiRequest *req) {
         Api *a = req->api;
-        ArgCollector args = {};
         char allow[64], retry[16];
         unsigned retry_s = 1;
 
         /* MHD has decoded the query string already; its decoded size is what we can see
          * (at most the raw size), which is what max_url_bytes bounds. */
-        (void) MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_arg, &args);
-        if (strlen(req->url) + args.bytes > a->max_url)
+        (void) MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, on_arg, &req->args);
+        if (strlen(req->url) + req->args.bytes > a->max_url)
                 return answer_error(req, MHD_HTTP_URI_TOO_LONG, "uri_too_long",
                                     "the URL exceeds %zu bytes", a->max_url);
         if (ev_mhd_body_declared_over(req->conn, MAX_DISCARDED_BODY))
