@@ -42,7 +42,10 @@
 
 #define API_POD_ENDPOINT_MAX 255u
 #define API_SCATTER_MAX_PODS 256u
-#define API_SCATTER_MAX_ANSWER_DEFAULT (256u * 1024u * 1024u)
+/* The largest answer legitimate queries produce is a few MB (1000 flows, 5000 top entries,
+ * 10000 points; an exporters list of 100 000 exporters is about 15 MB); jansson holds
+ * several times an answer's size once parsed, per worker. */
+#define API_SCATTER_MAX_ANSWER_DEFAULT (32u * 1024u * 1024u)
 #define API_SCATTER_CONNECT_GRACE_MS 1000u
 /* The query protocol's cap on a request (QUERY_MAX_REQUEST); larger ones are refused. */
 #define API_SCATTER_MAX_REQUEST (64u * 1024u)
